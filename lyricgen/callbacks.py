@@ -1,0 +1,58 @@
+"""Callbacks: lyrics samples written to TensorBoard after each validation epoch."""
+
+from __future__ import annotations
+
+import logging
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+
+from lyricgen.errors import LyricgenError
+from lyricgen.generation import DecodingOptions, LyricsGenerator
+
+log = logging.getLogger(__name__)
+
+
+class SampleLyrics(L.Callback):
+    """Generate lyrics for fixed prompts at each validation end and log them as TensorBoard text.
+
+    The same seed every epoch, so the dashboard shows how one draw of the dice changes as the model
+    learns (like Lightning Bolts' TensorboardGenerativeModelImageSampler, for text).
+    """
+
+    def __init__(
+        self,
+        prompts: list[str] = ("星星", "我", "爱"),
+        lines: int = 4,
+        temperature: float = 0.8,
+        top_k: int = 0,
+        top_p: float = 0.95,
+        seed: int = 0,
+    ) -> None:
+        self.prompts = list(prompts)
+        self.seed = seed
+        self.opts = DecodingOptions(temperature=temperature, top_k=top_k, top_p=top_p, lines=lines, length=120).check()
+
+    def samples(self, pl_module: L.LightningModule) -> dict[str, str]:
+        generator = LyricsGenerator(pl_module.net, pl_module.vocab, pl_module.tokenizer_settings)
+        out = {}
+        for prompt in self.prompts:
+            try:
+                out[prompt] = generator.generate(prompt, seed=self.seed, opts=self.opts)[0]
+            except LyricgenError as e:  # a prompt this corpus does not know: say so on the dashboard
+                out[prompt] = f"({e})"
+        return out
+
+    @rank_zero_only
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not self.prompts:
+            return
+        with torch.random.fork_rng(devices=[]):
+            samples = self.samples(pl_module)
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                for prompt, text in samples.items():
+                    # Markdown: a line break needs two trailing spaces.
+                    logger.experiment.add_text(f"samples/{prompt}", text.replace("\n", "  \n"), trainer.global_step)

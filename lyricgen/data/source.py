@@ -1,0 +1,121 @@
+"""Where the text comes from: download with checksum, then read a zip member, a file or a folder."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from lyricgen.errors import LyricgenError
+
+log = logging.getLogger(__name__)
+
+Song = list[str]  # the lines of one song (or of a whole single-file corpus)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(url: str, dest: str | os.PathLike, sha256: str | None = None, timeout: float = 60.0) -> Path:
+    """Fetch `url` (http(s):// or file://) into `dest` atomically, verifying `sha256` when given."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    by_hand = f"download it yourself from {url} and put it at {dest}"
+    log.info("Downloading %s -> %s", url, dest)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+                shutil.copyfileobj(response, out)
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            reason = getattr(e, "reason", e)
+            raise LyricgenError(f"could not download the corpus ({reason}); {by_hand}") from None
+        if sha256 is not None:
+            got = sha256_file(tmp)
+            if got != sha256:
+                raise LyricgenError(
+                    f"the file downloaded from {url} has sha256 {got}, expected {sha256}; {by_hand}"
+                )
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dest
+
+
+def ensure_file(path: str | os.PathLike, url: str | None = None, sha256: str | None = None) -> Path:
+    """Return `path`, downloading it first if it is missing; a present file must match `sha256`."""
+    path = Path(path)
+    if path.is_file():
+        if sha256 is not None and (got := sha256_file(path)) != sha256:
+            hint = f"replace it with the file from {url}" if url else "replace it with the right file"
+            raise LyricgenError(f"{path} has sha256 {got}, expected {sha256}; delete it or {hint}")
+        return path
+    if path.exists():
+        raise LyricgenError(f"corpus path {path} is not a file")
+    if url is None:
+        raise LyricgenError(f"corpus path {path} does not exist; set data.path to a text file or a folder of .txt files")
+    return download(url, path, sha256)
+
+
+def _decode(raw: bytes, encoding: str, where: str) -> str:
+    if b"\x00" in raw:
+        raise LyricgenError(f"{where} looks like binary data, not text; give a plain-text corpus")
+    try:
+        return raw.decode(encoding)
+    except LookupError:
+        raise LyricgenError(f"unknown encoding {encoding!r}; set data.encoding to e.g. utf-8 or gbk") from None
+    except UnicodeDecodeError as e:
+        raise LyricgenError(
+            f"{where} is not valid {encoding} text (byte {e.start}); set data.encoding to its encoding, e.g. data.encoding=gbk"
+        ) from None
+
+
+def read_songs(path: str | os.PathLike, encoding: str = "utf-8", member: str | None = None) -> tuple[list[Song], str]:
+    """Read a corpus as songs of lines, plus a sha256 that identifies its content.
+
+    A `.zip` file yields its `member` (or its only member) as one song; a text file is one song; a
+    folder yields one song per `.txt` file, in sorted order. Blank lines are dropped.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise LyricgenError(f"corpus path {path} does not exist; set data.path to a text file or a folder of .txt files")
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix == ".txt" and p.is_file())
+        if not files:
+            raise LyricgenError(f"folder {path} has no .txt files; put one song per .txt file in it")
+        raws = [(p.read_bytes(), str(p)) for p in files]
+    elif path.suffix == ".zip":
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = [n for n in zf.namelist() if not n.endswith("/")]
+                name = member or (names[0] if len(names) == 1 else None)
+                if name not in names:
+                    raise LyricgenError(f"{path} has no member {member!r}; it holds {names[:5]}")
+                raws = [(zf.read(name), f"{path}:{name}")]
+        except zipfile.BadZipFile:
+            raise LyricgenError(f"{path} is not a valid zip file; delete it so that it is downloaded again") from None
+    else:
+        raws = [(path.read_bytes(), str(path))]
+    digest = hashlib.sha256()
+    songs = []
+    for raw, where in raws:
+        digest.update(hashlib.sha256(raw).digest())
+        text = _decode(raw, encoding, where)
+        lines = [line for line in text.splitlines() if line.strip()]
+        if lines:
+            songs.append(lines)
+    if not songs:
+        raise LyricgenError(f"corpus {path} is empty (no non-blank lines); give a file with lyrics in it")
+    return songs, digest.hexdigest()

@@ -1,0 +1,140 @@
+"""The LightningModule: holds an `RNNLM`, adds the steps, the optimiser, logging and the vocabulary."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics import MeanMetric
+
+from lyricgen.data.datasets import IGNORE_INDEX
+from lyricgen.data.vocab import Vocab
+from lyricgen.errors import LyricgenError
+from lyricgen.rnnlm import RNNLM, Hidden, detach_hidden
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+SCHEDULERS = ("none", "cosine", "plateau")
+
+
+class LyricsLM(L.LightningModule):
+    """Word-level lyrics model. Hyperparameters are plain scalars, so a checkpoint alone rebuilds it.
+
+    `vocab` and `tokenizer` (the tokeniser settings) are not hyperparameters: they travel in the
+    checkpoint under the key "lyricgen" (see `on_save_checkpoint`).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        cell: str = "rnn",
+        emb_dim: int = 128,
+        hidden_size: int = 256,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        emb_dropout: float = 0.0,
+        tie_weights: bool = False,
+        nonlinearity: str = "tanh",
+        optimizer: str = "adamw",
+        lr: float = 2e-3,
+        weight_decay: float = 0.0,
+        scheduler: str = "none",
+        stateful: bool = False,
+        vocab: Vocab | None = None,
+        tokenizer: dict | None = None,
+    ) -> None:
+        super().__init__()
+        if optimizer not in OPTIMIZERS:
+            raise LyricgenError(f"model.optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
+        if scheduler not in SCHEDULERS:
+            raise LyricgenError(f"model.scheduler must be one of {list(SCHEDULERS)}, got {scheduler!r}")
+        if lr <= 0 or weight_decay < 0:
+            raise LyricgenError(f"model.lr must be > 0 and model.weight_decay >= 0, got {lr} and {weight_decay}")
+        self.save_hyperparameters(ignore=["vocab", "tokenizer"])
+        self.net = RNNLM(vocab_size, cell, emb_dim, hidden_size, num_layers, dropout, emb_dropout, tie_weights, nonlinearity)
+        self.vocab = vocab
+        self.tokenizer_settings = tokenizer or {}
+        self.val_loss = MeanMetric()
+        self.test_loss = MeanMetric()
+        self._carried: Hidden | None = None  # hidden state carried across batches when stateful
+
+    def init_hidden(self, batch_size: int) -> Hidden:
+        return self.net.init_hidden(batch_size, self.device)
+
+    def forward(self, tokens: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
+        return self.net(tokens, hidden)
+
+    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        x, y = batch
+        hidden = None
+        carry = stage == "train" and self.hparams.stateful
+        if carry and self._carried is not None:
+            hidden = self._carried
+        logits, hidden = self.net(x, hidden)
+        if carry:
+            self._carried = detach_hidden(hidden)
+        # Sum over tokens, then divide by the number of real (unpadded) targets: a token average.
+        n_tokens = (y != IGNORE_INDEX).sum()
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=IGNORE_INDEX, reduction="sum") / n_tokens
+        if stage == "train":
+            self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=x.size(0))
+        else:
+            getattr(self, f"{stage}_loss").update(loss, weight=n_tokens)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._shared_step(batch, "test")
+
+    def _log_epoch(self, stage: str) -> None:
+        # The token-weighted mean over the whole split (reduced over every process), then its exp:
+        # the perplexity of the split, not a mean of per-batch perplexities.
+        metric = getattr(self, f"{stage}_loss")
+        loss = metric.compute()
+        metric.reset()
+        self.log(f"{stage}/loss", loss)
+        self.log(f"{stage}/ppl", torch.exp(loss), prog_bar=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    def on_train_epoch_start(self) -> None:
+        self._carried = None  # each epoch starts every stream from the zero state
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        kwargs = {"lr": hp.lr, "weight_decay": hp.weight_decay}
+        optimizer = OPTIMIZERS[hp.optimizer](self.parameters(), **kwargs)
+        if hp.scheduler == "cosine":
+            total = max(1, int(self.trainer.estimated_stepping_batches))
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total, eta_min=hp.lr / 20)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        if hp.scheduler == "plateau":
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=0)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "monitor": "val/ppl"}}
+        return optimizer
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.vocab is None:
+            raise RuntimeError("LyricsLM.vocab must be set before saving a checkpoint")
+        checkpoint["lyricgen"] = {"vocab": self.vocab.to_dict(), "tokenizer": self.tokenizer_settings}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        extra = checkpoint.get("lyricgen")
+        if extra is None:
+            raise LyricgenError("this checkpoint has no lyricgen vocabulary; was it written by lyricgen?")
+        self.vocab = Vocab.from_dict(extra["vocab"])
+        self.tokenizer_settings = extra.get("tokenizer", {})
+
+
+def perplexity(loss: float) -> float:
+    return math.exp(loss)

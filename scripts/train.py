@@ -1,0 +1,62 @@
+"""Train a lyrics language model: python scripts/train.py model=rnn data=jaychou [key=value ...]"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from lyricgen.cli import user_errors
+from lyricgen.data.vocab import Vocab
+from lyricgen.errors import LyricgenError
+from lyricgen.generation import load_checkpoint
+
+log = logging.getLogger("lyricgen.train")
+
+
+def train(cfg: DictConfig) -> dict:
+    """Build data, model and trainer from the config, fit, and report the best checkpoint."""
+    start = time.perf_counter()
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")  # the vocabulary size is needed to build the model
+    vocab = datamodule.vocab
+    if cfg.get("ckpt_path"):
+        saved = Vocab.from_dict(load_checkpoint(cfg.ckpt_path)["lyricgen"]["vocab"])
+        if saved != vocab:
+            raise LyricgenError(
+                f"cannot resume from {cfg.ckpt_path}: its vocabulary ({len(saved)} words) differs from the one "
+                f"this run's data gives ({len(vocab)} words); resume with the same data settings as that run"
+            )
+    model = instantiate(cfg.model, vocab_size=len(vocab), vocab=vocab, tokenizer=datamodule.tokenizer.settings)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    if trainer.is_global_zero:
+        vocab.save(Path(cfg.paths.output_dir) / "vocab.json")
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    result = {"output_dir": cfg.paths.output_dir, "wall_s": time.perf_counter() - start}
+    ckpt = trainer.checkpoint_callback
+    if ckpt is not None and ckpt.best_model_path:
+        result.update(best_ckpt=ckpt.best_model_path, best_val_ppl=float(ckpt.best_model_score))
+        if trainer.is_global_zero:
+            log.info("Best checkpoint: %s (val/ppl %.2f)", ckpt.best_model_path, result["best_val_ppl"])
+    log.info("Run directory: %s (%.0f s)", cfg.paths.output_dir, result["wall_s"])
+    return result
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    with user_errors():
+        return train(cfg).get("best_val_ppl")  # returned for Hydra sweepers
+
+
+if __name__ == "__main__":
+    main()
