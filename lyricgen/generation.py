@@ -167,6 +167,28 @@ def load_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
+def find_checkpoint(runs_dir: str | Path = "outputs") -> Path:
+    """The best checkpoint (`best-*.ckpt`, else `last.ckpt`) of the newest training run under `runs_dir`."""
+    found = [p for p in Path(runs_dir).glob("**/checkpoints/*.ckpt") if p.is_file()]
+    if not found:
+        raise LyricgenError(
+            f"no training run found under {runs_dir}/; train one (python scripts/train.py) or pass ckpt_path=PATH"
+        )
+    newest_run = max(found, key=lambda p: p.stat().st_mtime).parent
+    in_run = sorted(newest_run.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+    best = [p for p in in_run if p.name.startswith("best")]
+    return (best or [p for p in in_run if p.name == "last.ckpt"] or in_run)[-1]
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise LyricgenError(f"unknown device {device!r}; use auto, cpu or cuda") from None
+
+
 class LyricsGenerator:
     """A trained network with its vocabulary and tokeniser settings, ready to write lyrics."""
 

@@ -54,7 +54,7 @@ class LyricsLM(L.LightningModule):
         self.save_hyperparameters(ignore=["vocab", "tokenizer"])
         self.net = RNNLM(vocab_size, cell, emb_dim, hidden_size, num_layers, dropout, emb_dropout, tie_weights, nonlinearity)
         self.vocab = vocab
-        self.tokenizer_settings = tokenizer or {}
+        self.tokenizer_settings = dict(tokenizer or {})  # a plain dict: checkpoints load with weights_only
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
         self._carried: Hidden | None = None  # hidden state carried across batches when stateful

@@ -1,0 +1,35 @@
+"""Write lyrics with a trained model: python scripts/generate.py start_word=星星 [key=value ...]
+
+Lyrics go to stdout (one lyric line per line, samples separated by a blank line); everything else
+goes to stderr, so the output can be piped.
+"""
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from lyricgen.cli import user_errors
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="generate")
+def main(cfg: DictConfig) -> None:
+    with user_errors():
+        # Imported here so that Hydra's --help and config errors do not wait for torch.
+        from lyricgen.generation import DecodingOptions, LyricsGenerator, find_checkpoint, pick_device
+
+        opts = DecodingOptions(
+            strategy=cfg.strategy, temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
+            repetition_penalty=cfg.repetition_penalty, length=cfg.length, lines=cfg.lines,
+            num_samples=cfg.num_samples,
+        ).check()  # bad values are refused before any model is loaded
+        ckpt_path = cfg.ckpt_path or find_checkpoint(cfg.runs_dir)
+        print(f"checkpoint: {ckpt_path}", file=sys.stderr)
+        generator = LyricsGenerator.from_checkpoint(ckpt_path, device=pick_device(cfg.device))
+        start_word = "" if cfg.start_word is None else str(cfg.start_word)
+        samples = generator.generate(start_word, seed=cfg.seed, opts=opts)
+        print("\n\n".join(samples))
+
+
+if __name__ == "__main__":
+    main()
