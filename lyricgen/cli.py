@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from lyricgen.errors import LyricgenError
+
+
+# A run of characters that Hydra would read as one unquoted value, holding at least one non-ASCII one.
+_NON_ASCII_WORD = re.compile(r"""[^\s,\[\]{}:='"\\]*[^\x00-\x7f][^\s,\[\]{}:='"\\]*""")
+
+
+def quote_non_ascii(argv: list[str]) -> list[str]:
+    """Quote non-ASCII values in `key=value` overrides, which Hydra's grammar only accepts quoted.
+
+    So `start_word=星星` works as typed (Hydra alone needs `start_word="星星"`); arguments that
+    already hold quotes are left as they are.
+    """
+    out = []
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        if eq and not key.startswith("-") and value.isascii() is False and not set("'\"") & set(value):
+            if value[:1] in "[{":  # a list or dict: quote each element that needs it
+                value = _NON_ASCII_WORD.sub(lambda m: f"'{m.group(0)}'", value)
+            else:
+                value = f"'{value}'"
+        out.append(f"{key}{eq}{value}")
+    return out
 
 
 def _user_error(e: BaseException) -> LyricgenError | None:

@@ -9,7 +9,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from lyricgen.cli import user_errors
+from lyricgen.cli import quote_non_ascii, user_errors
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="generate")
@@ -32,4 +32,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv = quote_non_ascii(sys.argv)  # start_word=星星 as typed
     main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from lyricgen.cli import user_errors
+from lyricgen.cli import quote_non_ascii, user_errors
 from lyricgen.data.vocab import Vocab
 from lyricgen.errors import LyricgenError
 from lyricgen.generation import load_checkpoint
@@ -59,4 +60,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    sys.argv = quote_non_ascii(sys.argv)  # start_word=星星 as typed
     main()

@@ -15,7 +15,7 @@ CONF = str(ROOT / "conf")
 
 # Four lines sung over and over: a model learns them in a few seconds, so a test can demand that it
 # continues them exactly and that the loss really falls.
-TINY_LINES = ["星星 在天上 闪烁", "我 爱 你 到永远", "月亮 照着 我们 的 家", "风 吹过 安静 的 夜晚"]
+TINY_LINES = ["星星在天上闪烁", "我爱你到永远", "月亮照着我们的家", "风吹过安静的夜晚"]
 
 
 @pytest.fixture
@@ -31,15 +31,15 @@ def tiny_overrides(corpus: Path, out: Path, *extra: str) -> list[str]:
         "data=text",
         f"data.path={corpus}",
         f"paths.data_dir={out / 'data'}",
-        "data.seq_len=12",
-        "data.batch_size=8",
+        "data.seq_len=32",
+        "data.batch_size=2",
         "data.val_fraction=0.2",
         "model.emb_dim=32",
         "model.hidden_size=64",
         "model.dropout=0.0",
         "model.emb_dropout=0.0",
         "model.lr=0.01",
-        "trainer.max_epochs=8",
+        "trainer.max_epochs=10",
         "trainer.accelerator=cpu",
         "trainer.log_every_n_steps=1",
         *extra,
@@ -59,3 +59,20 @@ def run_script(name: str, *args: str, cwd: Path | None = None, timeout: float = 
         [sys.executable, str(ROOT / "scripts" / f"{name}.py"), *args],
         cwd=cwd or ROOT, env=env, capture_output=True, text=True, timeout=timeout,
     )
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """One training run on the tiny corpus, shared by the tests that need a checkpoint (read only)."""
+    base = tmp_path_factory.mktemp("trained")
+    corpus = base / "tiny.txt"
+    corpus.write_text("\n".join(TINY_LINES * 30) + "\n", encoding="utf-8")
+    run_dir = base / "outputs" / "2026-01-01" / "00-00-00"
+    result = run_script("train", *tiny_overrides(corpus, base, "trainer.max_epochs=20"), f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+def best_checkpoint(run_dir: Path) -> Path:
+    (best,) = (run_dir / "checkpoints").glob("best-*.ckpt")
+    return best

@@ -1,0 +1,88 @@
+"""Decoding from a model trained on the tiny corpus, through the library and the real script."""
+
+import pytest
+
+from lyricgen.generation import DecodingOptions, LyricsGenerator, decode, find_checkpoint
+from lyricgen.errors import LyricgenError
+from tests.conftest import TINY_LINES, best_checkpoint, run_script
+
+
+@pytest.fixture(scope="module")
+def gen(trained_run):
+    return LyricsGenerator.from_checkpoint(best_checkpoint(trained_run))
+
+
+def squash(text: str) -> str:
+    return text.replace(" ", "")
+
+
+def test_greedy_continues_a_learnt_line_exactly(gen):
+    text = gen.generate("星星", strategy="greedy", lines=3)[0]
+    lines = [squash(line) for line in text.split("\n")]
+    learnt = [squash(line) for line in TINY_LINES]
+    assert lines == learnt[:3]
+
+
+def test_greedy_is_deterministic_and_top_k_1_is_greedy(gen):
+    greedy = gen.generate("月亮", strategy="greedy", length=40)
+    assert gen.generate("月亮", strategy="greedy", length=40) == greedy
+    assert gen.generate("月亮", strategy="sample", top_k=1, temperature=2.0, length=40, seed=3) == greedy
+
+
+def test_seed_makes_sampling_reproducible(gen):
+    a = gen.generate("月亮", temperature=3.0, length=40, seed=1, num_samples=2)
+    assert gen.generate("月亮", temperature=3.0, length=40, seed=1, num_samples=2) == a
+    assert gen.generate("月亮", temperature=3.0, length=40, seed=2, num_samples=2) != a
+    assert a[0] != a[1]  # samples of one batch differ from each other
+
+
+def test_length_and_lines_are_respected(gen):
+    prompt = gen.encode_prompt("星星")
+    newline = gen.vocab.stoi["\n"]
+    (ids,) = decode(gen.net, prompt, DecodingOptions(length=17, temperature=2.0), newline_id=newline)
+    assert len(ids) == 17
+    samples = decode(gen.net, prompt, DecodingOptions(length=None, lines=5, num_samples=3, temperature=2.0), newline_id=newline)
+    for ids in samples:
+        assert ids.count(newline) == 5 and ids[-1] == newline
+    assert len(gen.generate("", lines=2, strategy="greedy")[0].split("\n")) == 2
+
+
+def test_phrase_prompt_is_segmented_and_warms_the_state(gen):
+    text = gen.generate("月亮照着", strategy="greedy", lines=1)[0]
+    assert squash(text) == squash(TINY_LINES[2])  # the phrase continues as the learnt line
+
+
+def test_unknown_word_and_bad_options(gen):
+    with pytest.raises(LyricgenError, match="'太阳' is not in the model's vocabulary"):
+        gen.generate("太阳")
+    for bad in ({"temperature": 0}, {"top_p": 1.5}, {"top_p": 0}, {"top_k": -1}, {"length": -1}):
+        with pytest.raises(LyricgenError):
+            gen.generate("星星", **bad)
+
+
+def test_script_prints_only_lyrics_and_finds_the_newest_run(trained_run):
+    runs_dir = trained_run.parents[1]
+    assert find_checkpoint(runs_dir) == best_checkpoint(trained_run)
+    result = run_script("generate", "start_word=星星", "strategy=greedy", "lines=2", "num_samples=2", f"runs_dir={runs_dir}")
+    assert result.returncode == 0, result.stderr
+    assert str(best_checkpoint(trained_run)) in result.stderr  # which checkpoint: on stderr
+    samples = result.stdout.rstrip("\n").split("\n\n")
+    assert len(samples) == 2 and samples[0] == samples[1]
+    assert [squash(line) for line in samples[0].split("\n")] == [squash(line) for line in TINY_LINES[:2]]
+
+
+def test_script_refuses_an_unknown_word_with_similar_words(trained_run):
+    result = run_script("generate", "start_word=星空", f"ckpt_path={best_checkpoint(trained_run)}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: start_word '星空' is not in")
+    assert "星星" in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("option", ["temperature=0", "top_p=1.5", "top_k=-1", "length=-3", "strategy=beam"])
+def test_script_refuses_bad_values_before_loading(option, tmp_path):
+    # The checkpoint does not exist: the option error must come first, before any loading.
+    result = run_script("generate", option, f"ckpt_path={tmp_path / 'missing.ckpt'}")
+    assert result.returncode == 2
+    err = result.stderr.strip()
+    assert len(err.splitlines()) == 1 and option.split("=")[0] in err and "Traceback" not in err
