@@ -56,3 +56,36 @@ class SampleLyrics(L.Callback):
                 for prompt, text in samples.items():
                     # Markdown: a line break needs two trailing spaces.
                     logger.experiment.add_text(f"samples/{prompt}", text.replace("\n", "  \n"), trainer.global_step)
+
+
+class LyricsMetrics(L.Callback):
+    """At the end of training, sample from the best checkpoint and log novelty, distinct-1/2 and the
+    repeated-line rate (see `lyricgen.metrics`) as `eval/*` scalars: the numbers `scripts/evaluate.py`
+    prints, for the same decoding settings."""
+
+    def __init__(self, num_samples: int = 100, lines: int = 8, temperature: float = 0.8, top_k: int = 0,
+                 top_p: float = 0.95, seed: int = 0) -> None:
+        self.seed = seed
+        self.opts = DecodingOptions(
+            num_samples=num_samples, lines=lines, length=400, temperature=temperature, top_k=top_k, top_p=top_p
+        ).check()
+        self.metrics: dict[str, float] = {}
+
+    @rank_zero_only
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        datamodule = trainer.datamodule
+        if datamodule is None or not getattr(datamodule, "train_tokens", None):
+            return
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if best:
+            generator = LyricsGenerator.from_checkpoint(best, device=pl_module.device)
+        else:
+            generator = LyricsGenerator(pl_module.net, pl_module.vocab, pl_module.tokenizer_settings)
+        from lyricgen.evaluation import sample_metrics, training_lines
+
+        with torch.random.fork_rng(devices=[]):
+            self.metrics = sample_metrics(generator, training_lines(datamodule), self.opts, seed=self.seed)
+        log.info("Lyric metrics of %d samples: %s", self.opts.num_samples,
+                 ", ".join(f"{k} {v:.3f}" for k, v in self.metrics.items()))
+        for logger in trainer.loggers:
+            logger.log_metrics({f"eval/{k.replace(' ', '_')}": v for k, v in self.metrics.items()}, trainer.global_step)

@@ -226,8 +226,8 @@ class LyricsGenerator:
             raise LyricgenError(f"start_word {word!r} is not in the model's vocabulary{hint}")
         return self.vocab.encode(tokens)
 
-    def generate(self, start_word: str = "", seed: int | None = None, **options) -> list[str]:
-        """Write `num_samples` lyrics beginning with `start_word`; each is text with line breaks."""
+    def generate_tokens(self, start_word: str = "", seed: int | None = None, **options) -> list[list[str]]:
+        """Like `generate`, but each sample as its list of words (prompt included)."""
         opts = options.pop("opts", None) or DecodingOptions(**options)
         opts.check()
         prompt = self.encode_prompt(start_word)
@@ -241,4 +241,12 @@ class LyricsGenerator:
             no_penalty_ids=exempt, generator=generator,
         )
         prompt_tokens = self.vocab.decode(prompt)
-        return [tokens_to_text(prompt_tokens + self.vocab.decode(ids)) for ids in samples]
+        return [prompt_tokens + self.vocab.decode(ids) for ids in samples]
+
+    def generate(self, start_word: str = "", seed: int | None = None, **options) -> list[str]:
+        """Write `num_samples` lyrics beginning with `start_word`; each is text with line breaks.
+
+        Options are the fields of `DecodingOptions` (or `opts=DecodingOptions(...)`); `seed` makes
+        sampling reproducible.
+        """
+        return [tokens_to_text(tokens) for tokens in self.generate_tokens(start_word, seed, **options)]

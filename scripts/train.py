@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -43,13 +44,20 @@ def train(cfg: DictConfig) -> dict:
     if trainer.is_global_zero:
         vocab.save(Path(cfg.paths.output_dir) / "vocab.json")
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    result = {"output_dir": cfg.paths.output_dir, "wall_s": time.perf_counter() - start}
+    result = {
+        "model": model.hparams.cell, "params": sum(p.numel() for p in model.parameters()),
+        "epochs": trainer.current_epoch, "wall_s": round(time.perf_counter() - start, 1),
+    }
     ckpt = trainer.checkpoint_callback
     if ckpt is not None and ckpt.best_model_path:
         result.update(best_ckpt=ckpt.best_model_path, best_val_ppl=float(ckpt.best_model_score))
-        if trainer.is_global_zero:
-            log.info("Best checkpoint: %s (val/ppl %.2f)", ckpt.best_model_path, result["best_val_ppl"])
-    log.info("Run directory: %s (%.0f s)", cfg.paths.output_dir, result["wall_s"])
+    for cb in callbacks:
+        result.update(getattr(cb, "metrics", {}))  # LyricsMetrics: novelty, distinct-n, ...
+    if trainer.is_global_zero:
+        (Path(cfg.paths.output_dir) / "results.json").write_text(json.dumps(result, indent=2))
+        if "best_ckpt" in result:
+            log.info("Best checkpoint: %s (val/ppl %.2f)", result["best_ckpt"], result["best_val_ppl"])
+        log.info("Run directory: %s (%.0f s)", cfg.paths.output_dir, result["wall_s"])
     return result
 
 
