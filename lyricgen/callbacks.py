@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import lightning as L
 import torch
@@ -56,6 +57,22 @@ class SampleLyrics(L.Callback):
                 for prompt, text in samples.items():
                     # Markdown: a line break needs two trailing spaces.
                     logger.experiment.add_text(f"samples/{prompt}", text.replace("\n", "  \n"), trainer.global_step)
+
+
+class CheckpointOnInterrupt(L.Callback):
+    """On Ctrl-C, save the interrupted state as `last.ckpt`, so that it generates and resumes.
+
+    (ModelCheckpoint's own `save_on_exception` would also write a file named like a best checkpoint.)
+    """
+
+    def __init__(self, dirpath: str, filename: str = "last.ckpt") -> None:
+        self.path = os.path.join(dirpath, filename)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, KeyboardInterrupt) and not trainer.sanity_checking:
+            trainer.save_checkpoint(self.path)
+            if trainer.is_global_zero:
+                log.warning("Interrupted: saved %s; resume with ckpt_path=%s", self.path, self.path)
 
 
 class LyricsMetrics(L.Callback):

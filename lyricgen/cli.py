@@ -48,6 +48,9 @@ def user_errors() -> Iterator[None]:
     """Turn a LyricgenError (a mistake the user can fix) into `error: ...` on stderr and exit code 2."""
     try:
         yield
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
     except Exception as e:
         user = _user_error(e)
         if user is None:

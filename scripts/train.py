@@ -15,7 +15,6 @@ from omegaconf import DictConfig
 
 from lyricgen.cli import quote_non_ascii, user_errors
 from lyricgen.data.vocab import Vocab
-from lyricgen.errors import LyricgenError
 from lyricgen.generation import load_checkpoint
 
 log = logging.getLogger("lyricgen.train")
@@ -27,16 +26,11 @@ def train(cfg: DictConfig) -> dict:
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
+    if cfg.get("ckpt_path"):  # resuming: the vocabulary comes from the checkpoint (and must fit the data)
+        datamodule.vocab = Vocab.from_dict(load_checkpoint(cfg.ckpt_path)["lyricgen"]["vocab"])
     datamodule.prepare_data()
     datamodule.setup("fit")  # the vocabulary size is needed to build the model
     vocab = datamodule.vocab
-    if cfg.get("ckpt_path"):
-        saved = Vocab.from_dict(load_checkpoint(cfg.ckpt_path)["lyricgen"]["vocab"])
-        if saved != vocab:
-            raise LyricgenError(
-                f"cannot resume from {cfg.ckpt_path}: its vocabulary ({len(saved)} words) differs from the one "
-                f"this run's data gives ({len(vocab)} words); resume with the same data settings as that run"
-            )
     model = instantiate(cfg.model, vocab_size=len(vocab), vocab=vocab, tokenizer=datamodule.tokenizer.settings)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
@@ -46,7 +40,7 @@ def train(cfg: DictConfig) -> dict:
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     result = {
         "model": model.hparams.cell, "params": sum(p.numel() for p in model.parameters()),
-        "epochs": trainer.current_epoch, "wall_s": round(time.perf_counter() - start, 1),
+        "epochs": trainer.current_epoch, "global_step": trainer.global_step, "wall_s": round(time.perf_counter() - start, 1),
     }
     ckpt = trainer.checkpoint_callback
     if ckpt is not None and ckpt.best_model_path:

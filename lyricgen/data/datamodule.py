@@ -89,7 +89,7 @@ class LyricsDataModule(L.LightningDataModule):
         self.seq_len, self.batch_size, self.val_fraction = seq_len, batch_size, val_fraction
         self.min_freq, self.num_workers, self.stateful = min_freq, num_workers, stateful
         self.tokenizer = Tokenizer(hmm=hmm)
-        self.vocab: Vocab | None = None
+        self.vocab: Vocab | None = None  # set it before setup() to reuse a checkpoint's vocabulary
         self.train_tokens: list[str] = []
         self.val_tokens: list[str] = []
 
@@ -103,7 +103,7 @@ class LyricsDataModule(L.LightningDataModule):
         self._tokenized_songs()
 
     def setup(self, stage: str | None = None) -> None:
-        if self.vocab is not None and self.train_tokens:
+        if self.train_tokens:
             return  # already set up (the training function sets up before the trainer does)
         if self.url:
             ensure_file(self.path, self.url, self.sha256)
@@ -116,7 +116,14 @@ class LyricsDataModule(L.LightningDataModule):
                 f"({len(self.train_tokens)} for training, {len(self.val_tokens)} for validation), but each split "
                 f"needs at least data.seq_len + 1 = {need}; give more text or lower data.seq_len"
             )
-        self.vocab = Vocab.build(self.train_tokens, self.min_freq)
+        built = Vocab.build(self.train_tokens, self.min_freq)
+        if self.vocab is not None and self.vocab != built:  # a vocabulary given from a checkpoint
+            raise LyricgenError(
+                f"the vocabulary of the checkpoint ({len(self.vocab)} words) does not match this data "
+                f"({len(built)} words from {self.path}, min_freq={self.min_freq}); use the data settings "
+                "of the run that wrote the checkpoint"
+            )
+        self.vocab = self.vocab or built
         self.train_ids = torch.tensor(self.vocab.encode(self.train_tokens), dtype=torch.long)
         self.val_ids = torch.tensor(self.vocab.encode(self.val_tokens), dtype=torch.long)
         log.info(

@@ -1,0 +1,151 @@
+"""Bad input ends with one `error:` line and exit code 2; interruption and resume lose nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import ROOT, TINY_LINES, best_checkpoint, run_script, tiny_overrides
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    """Exit code 2, the last stderr line is `error: ...` holding every fragment, no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr + result.stdout
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: "), result.stderr[-2000:]
+    for fragment in fragments:
+        assert fragment in last, (fragment, last)
+    return last
+
+
+def train(tmp_path: Path, corpus: Path | str, *extra: str) -> subprocess.CompletedProcess:
+    return run_script("train", *tiny_overrides(Path(corpus), tmp_path), f"hydra.run.dir={tmp_path / 'run'}", *extra)
+
+
+# --- training: the corpus -------------------------------------------------------------------------
+
+def test_corpus_path_that_does_not_exist(tmp_path):
+    assert_user_error(train(tmp_path, tmp_path / "nope.txt"), "nope.txt does not exist", "data.path")
+
+
+@pytest.mark.parametrize("content", [b"", b" \n\t\n\xe3\x80\x80\n"], ids=["empty", "whitespace"])
+def test_empty_corpus(tmp_path, content):
+    (tmp_path / "c.txt").write_bytes(content)
+    assert_user_error(train(tmp_path, tmp_path / "c.txt"), "is empty")
+
+
+def test_wrong_encoding_names_the_encoding_and_the_fix(tmp_path):
+    (tmp_path / "c.txt").write_bytes("\n".join(TINY_LINES * 30).encode("gbk"))
+    assert_user_error(train(tmp_path, tmp_path / "c.txt"), "not valid utf-8", "data.encoding=")
+    ok = train(tmp_path, tmp_path / "c.txt", "data.encoding=gbk", "+trainer.fast_dev_run=true")
+    assert ok.returncode == 0, ok.stderr[-2000:]
+
+
+def test_binary_data(tmp_path):
+    (tmp_path / "c.txt").write_bytes(os.urandom(4096) + b"\x00" * 16)
+    assert_user_error(train(tmp_path, tmp_path / "c.txt"), "binary")
+
+
+def test_corpus_too_short_says_how_many_tokens(tmp_path):
+    (tmp_path / "c.txt").write_text("星星\n月亮\n", encoding="utf-8")
+    assert_user_error(train(tmp_path, tmp_path / "c.txt"), "too short: 4 tokens", "needs at least data.seq_len + 1 = 33")
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [("data.seq_len=0", "data.seq_len"), ("data.batch_size=-2", "data.batch_size"),
+     ("data.min_freq=0", "data.min_freq"), ("data.val_fraction=1.5", "data.val_fraction")],
+)
+def test_data_settings_out_of_range(tmp_path, tiny_corpus, override, fragment):
+    assert_user_error(train(tmp_path, tiny_corpus, override), fragment)
+
+
+def test_jaychou_download_failure_and_checksum_mismatch(tmp_path):
+    dest = tmp_path / "data" / "jaychou_lyrics.txt.zip"
+    base = ["data=jaychou", f"paths.data_dir={tmp_path / 'data'}", f"hydra.run.dir={tmp_path / 'run'}"]
+    failed = run_script("train", *base, "data.url=http://127.0.0.1:9/jaychou_lyrics.txt.zip")
+    assert_user_error(failed, "could not download", f"put it at {dest}")
+    wrong = tmp_path / "wrong.zip"
+    with zipfile.ZipFile(wrong, "w") as zf:
+        zf.writestr("jaychou_lyrics.txt", "不是周杰伦\n")
+    mismatch = run_script("train", *base, f"data.url={wrong.as_uri()}")
+    assert_user_error(mismatch, "has sha256", "expected 3cfedd7d", f"put it at {dest}")
+    assert not dest.exists()  # nothing half-downloaded is left to be mistaken for the corpus
+
+
+# --- generation -----------------------------------------------------------------------------------
+
+def test_generation_bad_checkpoints(tmp_path):
+    assert_user_error(run_script("generate", f"ckpt_path={tmp_path / 'missing.ckpt'}"), "does not exist", "ckpt_path")
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(os.urandom(2048))
+    assert_user_error(run_script("generate", f"ckpt_path={junk}"), "not a readable PyTorch checkpoint")
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "epoch": 1}, foreign)
+    assert_user_error(run_script("generate", f"ckpt_path={foreign}"), "not a lyricgen checkpoint")
+    assert_user_error(run_script("generate", f"runs_dir={tmp_path / 'no-runs'}"), "no training run found")
+
+
+# --- interruption, resume, caches ----------------------------------------------------------------
+
+def test_ctrl_c_leaves_a_last_checkpoint_that_generates_and_resumes(tmp_path, tiny_corpus):
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"),
+           *tiny_overrides(tiny_corpus, tmp_path, "trainer.max_epochs=1000"), f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not list((run_dir / "checkpoints").glob("best-*.ckpt")) and time.monotonic() < deadline:
+        time.sleep(0.2)  # wait until training is under way (an epoch has been validated)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert "Traceback" not in out, out[-3000:]
+    last = run_dir / "checkpoints" / "last.ckpt"
+    step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+    assert step > 0
+
+    gen = run_script("generate", f"ckpt_path={last}", "start_word=星星", "lines=2", "seed=0")
+    assert gen.returncode == 0 and gen.stdout.startswith("星星"), gen.stderr[-2000:]
+
+    resumed_dir = tmp_path / "resumed"
+    resumed = run_script("train", *tiny_overrides(tiny_corpus, tmp_path), f"hydra.run.dir={resumed_dir}",
+                         f"ckpt_path={last}", "trainer.max_epochs=1000", "+trainer.max_steps=" + str(step + 20))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((resumed_dir / "results.json").read_text())["global_step"] == step + 20  # counted on
+    assert "Restoring states from the checkpoint" in resumed.stdout + resumed.stderr  # optimizer, loops, ...
+    after = torch.load(resumed_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert after["global_step"] > step and after["optimizer_states"][0]["state"]
+
+
+def test_resume_refuses_a_checkpoint_of_other_data(tmp_path, trained_run):
+    other = tmp_path / "other.txt"
+    other.write_text("\n".join(["完全不同的歌词", "另外一首歌"] * 40), encoding="utf-8")
+    result = run_script("train", *tiny_overrides(other, tmp_path), f"hydra.run.dir={tmp_path / 'run'}",
+                        f"ckpt_path={best_checkpoint(trained_run)}")
+    assert_user_error(result, "vocabulary of the checkpoint", "does not match this data")
+
+
+def test_two_runs_at_once_keep_their_own_directories_and_cache(tmp_path, tiny_corpus):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"),
+           *tiny_overrides(tiny_corpus, tmp_path, "trainer.max_epochs=2")]
+    procs = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errs
+    runs = sorted(p.parent.parent for p in (tmp_path / "outputs").glob("*/*/checkpoints/last.ckpt"))
+    assert len(runs) == 2 and runs[0] != runs[1]
+    (cache,) = (tmp_path / "data" / "cache").glob("tokens-*.json")
+    assert not list((tmp_path / "data" / "cache").glob(".*"))  # no temporary file left behind
+    assert hashlib.sha256(cache.read_bytes()).hexdigest()  # readable, and used by both runs
