@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import lightning as L
 import torch
 import torch.nn.functional as F
@@ -98,8 +96,9 @@ class LyricsLM(L.LightningModule):
         metric = getattr(self, f"{stage}_loss")
         loss = metric.compute()
         metric.reset()
-        self.log(f"{stage}/loss", loss)
-        self.log(f"{stage}/ppl", torch.exp(loss), prog_bar=True)
+        # compute() already reduced over processes; sync_dist only averages equal values (and is the DDP idiom)
+        self.log(f"{stage}/loss", loss, sync_dist=True)
+        self.log(f"{stage}/ppl", torch.exp(loss), prog_bar=True, sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
@@ -135,6 +134,3 @@ class LyricsLM(L.LightningModule):
         self.vocab = Vocab.from_dict(extra["vocab"])
         self.tokenizer_settings = extra.get("tokenizer", {})
 
-
-def perplexity(loss: float) -> float:
-    return math.exp(loss)

@@ -143,6 +143,8 @@ class LyricsDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         if self.stateful:
+            if self.trainer is not None and self.trainer.world_size > 1:
+                raise LyricgenError("data.stateful=true needs one process; use it without trainer=ddp")
             # Each item is already a batch; order matters (batch k+1 continues batch k), so no shuffling.
             dataset = StreamDataset(self.train_ids, self.batch_size, self.seq_len)
             return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=self.num_workers)
