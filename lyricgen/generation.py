@@ -19,6 +19,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from lyricgen.data.tokenizer import NEWLINE, SPACE, Tokenizer
@@ -60,6 +61,21 @@ class DecodingOptions:
         return self
 
 
+def _nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Mask all but the smallest set of likeliest words whose probability reaches `top_p`."""
+    probs = logits.softmax(dim=-1)
+    if probs.device.type == "cpu":
+        # On the CPU, torch.sort of a few thousand floats costs about as much as the RNN step
+        # (~100 us); numpy's argsort takes a quarter of that.
+        order = torch.from_numpy(np.argsort(-probs.numpy(), axis=-1))
+        sorted_p = probs.gather(-1, order)
+    else:
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+    keep_sorted = sorted_p.cumsum(dim=-1) - sorted_p < top_p  # words before it have not reached top_p yet
+    keep = torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, keep_sorted)
+    return logits.masked_fill(~keep, -math.inf)
+
+
 def _pick(logits: torch.Tensor, opts: DecodingOptions, generator: torch.Generator | None) -> torch.Tensor:
     """Next token ids (batch,) from last-step logits (batch, vocab)."""
     if opts.strategy == "greedy":
@@ -69,12 +85,12 @@ def _pick(logits: torch.Tensor, opts: DecodingOptions, generator: torch.Generato
         kth = torch.topk(logits, min(opts.top_k, logits.size(-1)), dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, -math.inf)
     if opts.top_p < 1:
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        cum = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-        drop = cum - sorted_logits.softmax(dim=-1) >= opts.top_p  # keep the smallest set reaching top_p
-        logits = logits.masked_fill(drop.scatter(-1, order, drop), -math.inf)
-    probs = logits.softmax(dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        logits = _nucleus(logits, opts.top_p)
+    # Inverse-CDF sampling: the same distribution as torch.multinomial, about ten times faster on
+    # the CPU for one draw from a vocabulary of thousands (a cumsum and a binary search).
+    cdf = logits.softmax(dim=-1).cumsum(dim=-1)
+    u = torch.rand(cdf.size(0), 1, generator=generator, device=cdf.device) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=cdf.size(-1) - 1)
 
 
 @torch.inference_mode()

@@ -1,0 +1,186 @@
+"""Benchmark: the Lightning training step against a plain PyTorch loop, generation, data set-up, FLOP/s.
+
+    python scripts/benchmark.py                      # the default model (model=rnn data=jaychou)
+    python scripts/benchmark.py --steps 300 -- model=lstm model.hidden_size=512
+
+Both training loops run in this process, on the same batches of the real corpus, with the same
+model sizes, optimiser and gradient clipping, after the same warm-up, over the same number of steps.
+Anything after `--` is a Hydra override of conf/train.yaml, so the benchmark measures what
+`scripts/train.py` trains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import itertools
+import logging
+import platform
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from torch import nn
+
+from lyricgen.data.datamodule import LyricsDataModule
+from lyricgen.generation import DecodingOptions, LyricsGenerator
+from lyricgen.model import LyricsLM
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class PlainRNNLM(nn.Module):
+    """The baseline, written here on purpose: embedding -> cell -> linear, nothing from lyricgen."""
+
+    def __init__(self, vocab: int, emb: int, hidden: int, layers: int, cell: str, dropout: float, emb_dropout: float):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, emb)
+        self.rnn = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[cell](emb, hidden, layers, batch_first=True)
+        self.drop_emb, self.drop_out = nn.Dropout(emb_dropout), nn.Dropout(dropout)
+        self.out = nn.Linear(hidden, vocab)
+
+    def forward(self, x):
+        h, _ = self.rnn(self.drop_emb(self.emb(x)))
+        return self.out(self.drop_out(h))
+
+
+def batches(datamodule: LyricsDataModule, n: int):
+    """`n` training batches, cycling over epochs (the same ones for both loops)."""
+    return list(itertools.islice(itertools.cycle(datamodule.train_dataloader()), n))
+
+
+def time_plain(cfg, vocab_size: int, data: list, warmup: int) -> float:
+    m = cfg.model
+    net = PlainRNNLM(vocab_size, m.emb_dim, m.hidden_size, m.num_layers, m.cell, m.dropout, m.emb_dropout)
+    opt = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[m.optimizer](
+        net.parameters(), lr=m.lr, weight_decay=m.weight_decay)
+    clip = cfg.trainer.get("gradient_clip_val")
+    net.train()
+    for i, (x, y) in enumerate(data):
+        if i == warmup:
+            start = time.perf_counter()
+        logits = net(x)
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip:
+            nn.utils.clip_grad_norm_(net.parameters(), clip)
+        opt.step()
+    return time.perf_counter() - start
+
+
+class StepTimer(L.Callback):
+    def __init__(self, warmup: int):
+        self.warmup, self.start, self.end = warmup, 0.0, 0.0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.warmup:
+            self.start = time.perf_counter()
+
+    def on_train_end(self, trainer, pl_module):
+        self.end = time.perf_counter()
+
+
+def time_lightning(cfg, datamodule: LyricsDataModule, data: list, warmup: int) -> tuple[float, LyricsLM]:
+    model = instantiate(cfg.model, vocab_size=len(datamodule.vocab), vocab=datamodule.vocab)
+    timer = StepTimer(warmup)
+    trainer = L.Trainer(
+        accelerator="cpu", devices=1, max_steps=len(data), logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
+        gradient_clip_val=cfg.trainer.get("gradient_clip_val"), callbacks=[timer],
+    )
+    loader = torch.utils.data.DataLoader(data, batch_size=None)  # the same batches, in the same order
+    trainer.fit(model, train_dataloaders=loader)
+    return timer.end - timer.start, model
+
+
+def flops_per_token(cfg, vocab_size: int) -> float:
+    """Training FLOPs per token: 3x the forward matmuls (input, recurrent, output projections)."""
+    m = cfg.model
+    gates = {"rnn": 1, "gru": 3, "lstm": 4}[m.cell]
+    rnn = sum(2 * gates * ((m.emb_dim if i == 0 else m.hidden_size) + m.hidden_size) * m.hidden_size
+              for i in range(m.num_layers))
+    return 3 * (rnn + 2 * m.hidden_size * vocab_size)
+
+
+def matmul_peak(n: int = 2048, repeat: int = 10) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    start = time.perf_counter()
+    for _ in range(repeat):
+        torch.mm(a, b)
+    return 2 * n**3 * repeat / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=200, help="timed training steps")
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--gen-tokens", type=int, default=2000)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/train.yaml (after --)")
+    args = parser.parse_args()
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=[*args.overrides, "paths.output_dir=."])
+    L.seed_everything(cfg.seed, verbose=False)
+    rows = []
+
+    # Data set-up: cold (jieba runs, empty cache) and warm (cache hit).
+    with tempfile.TemporaryDirectory() as cache:
+        for label in ("cold", "warm"):
+            dm = instantiate(cfg.data, cache_dir=cache)
+            start = time.perf_counter()
+            dm.prepare_data()
+            dm.setup("fit")
+            rows.append((f"data set-up, {label} ({'jieba runs' if label == 'cold' else 'cache hit'})",
+                         f"{time.perf_counter() - start:.2f} s"))
+
+    data = batches(dm, args.warmup + args.steps)
+    tokens = sum(int((y != -100).sum()) for _, y in data[args.warmup:])
+    plain_s = time_plain(cfg, len(dm.vocab), data, args.warmup)
+    light_s, model = time_lightning(cfg, dm, data, args.warmup)
+    plain_tps, light_tps = tokens / plain_s, tokens / light_s
+    rows += [
+        ("training, plain PyTorch loop", f"{plain_tps:,.0f} tokens/s"),
+        ("training, Lightning (lyricgen)", f"{light_tps:,.0f} tokens/s"),
+        ("ratio Lightning / plain", f"{light_tps / plain_tps:.3f}"),
+    ]
+    peak = matmul_peak()
+    achieved = light_tps * flops_per_token(cfg, len(dm.vocab))
+    rows += [
+        ("matmul peak (torch.mm 2048x2048, fp32)", f"{peak / 1e9:,.1f} GFLOP/s"),
+        ("training FLOP/s (Lightning)", f"{achieved / 1e9:,.2f} GFLOP/s = {100 * achieved / peak:.1f}% of peak"),
+    ]
+
+    # Generation with the model just trained (its distributions are peaked like a real model's).
+    gen = LyricsGenerator(model.net.eval(), dm.vocab)
+    gen.generate("星星", seed=0, opts=DecodingOptions(length=50))  # warm-up
+    for label, opts in [("generate.py defaults: sample, temperature 1, top_p 0.95", DecodingOptions(top_p=0.95)),
+                        ("greedy", DecodingOptions(strategy="greedy"))]:
+        opts.length = args.gen_tokens
+        start = time.perf_counter()
+        gen.generate("星星", seed=0, opts=opts)
+        rows.append((f"generation, 1 sample, {label}", f"{args.gen_tokens / (time.perf_counter() - start):,.0f} tokens/s"))
+
+    m = cfg.model
+    print(f"lyricgen benchmark, {datetime.date.today()}, {platform.machine()}, {torch.get_num_threads()} torch threads, "
+          f"torch {torch.__version__}, lightning {L.__version__}")
+    print(f"model: {m.cell}, emb {m.emb_dim}, hidden {m.hidden_size}, layers {m.num_layers}, vocab {len(dm.vocab)}; "
+          f"batch {cfg.data.batch_size} x seq_len {cfg.data.seq_len}; {args.steps} timed steps after {args.warmup} warm-up\n")
+    print("| measure | value |\n| --- | --- |")
+    for name, value in rows:
+        print(f"| {name} | {value} |")
+
+
+if __name__ == "__main__":
+    main()
