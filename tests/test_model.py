@@ -47,3 +47,17 @@ def test_bad_options_are_user_errors():
         LyricsLM(vocab_size=10, cell="transformer")
     with pytest.raises(LyricgenError, match="model.optimizer"):
         LyricsLM(vocab_size=10, optimizer="lion")
+
+
+def test_stateful_training_carries_the_hidden_state_across_batches():
+    module = LyricsLM(vocab_size=20, emb_dim=8, hidden_size=12, stateful=True)
+    x = torch.randint(0, 20, (3, 5))
+    module.on_train_epoch_start()
+    module.training_step((x, x), 0)
+    first = module._carried.clone()
+    assert first.shape == (1, 3, 12) and not first.requires_grad  # carried, cut from the graph
+    module.training_step((x, x), 1)
+    _, expected = module.net(x, first)  # the second batch started from the first one's final state
+    torch.testing.assert_close(module._carried, expected.detach())
+    module.on_train_epoch_start()
+    assert module._carried is None  # each epoch starts from zero
