@@ -87,11 +87,13 @@ class StepTimer(L.Callback):
         self.end = time.perf_counter()
 
 
-def time_lightning(cfg, datamodule: LyricsDataModule, data: list, warmup: int) -> tuple[float, LyricsLM]:
+def time_lightning(cfg, datamodule: LyricsDataModule, data: list, warmup: int, log_dir: str) -> tuple[float, LyricsLM]:
+    """The project's module and trainer settings, with its TensorBoard logging (no progress bar)."""
     model = instantiate(cfg.model, vocab_size=len(datamodule.vocab), vocab=datamodule.vocab)
     timer = StepTimer(warmup)
     trainer = L.Trainer(
-        accelerator="cpu", devices=1, max_steps=len(data), logger=False, enable_checkpointing=False,
+        accelerator="cpu", devices=1, max_steps=len(data), enable_checkpointing=False,
+        logger=L.pytorch.loggers.TensorBoardLogger(log_dir), log_every_n_steps=cfg.trainer.log_every_n_steps,
         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
         gradient_clip_val=cfg.trainer.get("gradient_clip_val"), callbacks=[timer],
     )
@@ -120,8 +122,9 @@ def matmul_peak(n: int = 2048, repeat: int = 10) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=200, help="timed training steps")
+    parser.add_argument("--steps", type=int, default=60, help="timed training steps per round")
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=5, help="alternating timings of each loop")
     parser.add_argument("--gen-tokens", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/train.yaml (after --)")
@@ -147,12 +150,20 @@ def main() -> None:
 
     data = batches(dm, args.warmup + args.steps)
     tokens = sum(int((y != -100).sum()) for _, y in data[args.warmup:])
-    plain_s = time_plain(cfg, len(dm.vocab), data, args.warmup)
-    light_s, model = time_lightning(cfg, dm, data, args.warmup)
-    plain_tps, light_tps = tokens / plain_s, tokens / light_s
+    # Alternate the two loops and keep each one's best round (as timeit does): on a shared VM the
+    # speed drifts by +-10% from round to round, more than the difference being measured.
+    plain_tps, light_tps = [], []
+    with tempfile.TemporaryDirectory() as log_dir:
+        for _ in range(args.rounds):
+            plain_tps.append(tokens / time_plain(cfg, len(dm.vocab), data, args.warmup))
+            seconds, model = time_lightning(cfg, dm, data, args.warmup, log_dir)
+            light_tps.append(tokens / seconds)
+    spread = f"rounds {min(plain_tps):,.0f}-{max(plain_tps):,.0f} and {min(light_tps):,.0f}-{max(light_tps):,.0f}"
+    plain_tps, light_tps = max(plain_tps), max(light_tps)
     rows += [
-        ("training, plain PyTorch loop", f"{plain_tps:,.0f} tokens/s"),
-        ("training, Lightning (lyricgen)", f"{light_tps:,.0f} tokens/s"),
+        (f"training, plain PyTorch loop (best of {args.rounds})", f"{plain_tps:,.0f} tokens/s"),
+        (f"training, Lightning: lyricgen module + TensorBoard logging (best of {args.rounds})", f"{light_tps:,.0f} tokens/s"),
+        ("training tokens/s, all rounds (plain, Lightning)", spread),
         ("ratio Lightning / plain", f"{light_tps / plain_tps:.3f}"),
     ]
     peak = matmul_peak()
