@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import re
 import subprocess
@@ -36,7 +37,7 @@ def table(results: list[dict], overrides: list[str]) -> str:
         )
     rows.append(
         f"\nMeasured by `python scripts/compare.py{' -- ' + ' '.join(overrides) if overrides else ''}` on "
-        f"{datetime.date.today()}, {platform.machine()}, {platform.processor() or 'CPU'}; wall time includes "
+        f"{datetime.date.today()} ({platform.machine()}, {os.cpu_count()} CPU cores); wall time includes "
         "data set-up and the end-of-training metrics."
     )
     return "\n".join(rows)
