@@ -16,7 +16,8 @@ import inspect
 import math
 import pickle
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,11 @@ class DecodingOptions:
     lines: int | None = None
     num_samples: int = 1
     max_length: int = 2000  # a cap for `lines` alone, so that a model that never ends a line stops
+
+    @classmethod
+    def from_mapping(cls, values: Mapping) -> "DecodingOptions":
+        """The options found among `values` (e.g. a script's config); other keys are ignored."""
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
     def check(self) -> "DecodingOptions":
         """Raise LyricgenError, with the fix, for the first value out of range."""

@@ -18,11 +18,7 @@ def main(cfg: DictConfig) -> None:
         from lyricgen.evaluation import evaluate_checkpoint
         from lyricgen.generation import DecodingOptions, find_checkpoint
 
-        opts = DecodingOptions(
-            strategy=cfg.strategy, temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
-            repetition_penalty=cfg.repetition_penalty, length=cfg.length, lines=cfg.lines,
-            num_samples=cfg.num_samples,
-        ).check()
+        opts = DecodingOptions.from_mapping(cfg).check()
         ckpt_path = Path(cfg.ckpt_path or find_checkpoint(cfg.runs_dir))
         run_config = ckpt_path.parent.parent / ".hydra" / "config.yaml"
         data_cfg = OmegaConf.load(run_config) if run_config.is_file() else cfg

@@ -18,11 +18,7 @@ def main(cfg: DictConfig) -> None:
         # Imported here so that Hydra's --help and config errors do not wait for torch.
         from lyricgen.generation import DecodingOptions, LyricsGenerator, find_checkpoint, pick_device
 
-        opts = DecodingOptions(
-            strategy=cfg.strategy, temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
-            repetition_penalty=cfg.repetition_penalty, length=cfg.length, lines=cfg.lines,
-            num_samples=cfg.num_samples,
-        ).check()  # bad values are refused before any model is loaded
+        opts = DecodingOptions.from_mapping(cfg).check()  # bad values are refused before any model is loaded
         ckpt_path = cfg.ckpt_path or find_checkpoint(cfg.runs_dir)
         print(f"checkpoint: {ckpt_path}", file=sys.stderr)
         generator = LyricsGenerator.from_checkpoint(ckpt_path, device=pick_device(cfg.device))

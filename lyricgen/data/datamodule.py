@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 
 import lightning as L
 import torch
@@ -99,7 +98,8 @@ class LyricsDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Download (once, with checksum) and fill the token cache; runs on one process only."""
-        ensure_file(self.path, self.url, self.sha256) if self.url else None
+        if self.url:
+            ensure_file(self.path, self.url, self.sha256)
         self._tokenized_songs()
 
     def setup(self, stage: str | None = None) -> None:
@@ -155,7 +155,3 @@ class LyricsDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()
-
-    @property
-    def corpus_name(self) -> str:
-        return os.path.basename(str(self.path))
