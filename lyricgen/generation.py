@@ -182,8 +182,9 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise LyricgenError(f"{path} is not a readable PyTorch checkpoint ({first[:120]})") from None
+        # torch's weights-only loader wraps the real reason in advice that does not fit a random file
+        reason = str(e).split("WeightsUnpickler error:")[-1].strip().splitlines() or [type(e).__name__]
+        raise LyricgenError(f"{path} is not a readable PyTorch checkpoint ({reason[0][:100]})") from None
     if not isinstance(ckpt, dict) or "lyricgen" not in ckpt or "hyper_parameters" not in ckpt or "state_dict" not in ckpt:
         raise LyricgenError(f"{path} is not a lyricgen checkpoint (no vocabulary or hyperparameters in it)")
     return ckpt
