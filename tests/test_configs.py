@@ -13,7 +13,7 @@ GROUPS = {g: sorted(p.stem for p in (Path(CONF) / g).glob("*.yaml")) for g in
 
 @pytest.mark.parametrize("group,option", [(g, o) for g, opts in GROUPS.items() for o in opts])
 def test_option_composes(group, option, tmp_path, tiny_corpus):
-    overrides = [f"{group}={option}"] if group != "experiment" else [f"+experiment={option}"]
+    overrides = [f"{group}={option}"]
     if group == "data" and option == "text":
         overrides.append(f"data.path={tiny_corpus}")
     cfg = compose_train(overrides, tmp_path)
