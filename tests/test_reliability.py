@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -89,12 +90,24 @@ def test_jaychou_download_failure_and_checksum_mismatch(tmp_path):
 def test_generation_bad_checkpoints(tmp_path):
     assert_user_error(run_script("generate", f"ckpt_path={tmp_path / 'missing.ckpt'}"), "does not exist", "ckpt_path")
     junk = tmp_path / "junk.ckpt"
-    junk.write_bytes(os.urandom(2048))
+    junk.write_bytes(random.Random(0).randbytes(2048))
     assert_user_error(run_script("generate", f"ckpt_path={junk}"), "not a readable PyTorch checkpoint")
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"state_dict": {"w": torch.zeros(2)}, "epoch": 1}, foreign)
     assert_user_error(run_script("generate", f"ckpt_path={foreign}"), "not a lyricgen checkpoint")
     assert_user_error(run_script("generate", f"runs_dir={tmp_path / 'no-runs'}"), "no training run found")
+
+
+def test_any_random_file_is_refused_as_unreadable(tmp_path):
+    # torch.load fails on arbitrary bytes with many exception types (IndexError, KeyError, ...).
+    from lyricgen.errors import LyricgenError
+    from lyricgen.generation import load_checkpoint
+
+    for seed in range(200):
+        path = tmp_path / f"{seed}.ckpt"
+        path.write_bytes(random.Random(seed).randbytes(random.Random(seed).randint(0, 4096)))
+        with pytest.raises(LyricgenError, match="not a readable PyTorch checkpoint|not a lyricgen checkpoint"):
+            load_checkpoint(path)
 
 
 # --- interruption, resume, caches ----------------------------------------------------------------
