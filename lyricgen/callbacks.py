@@ -11,7 +11,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from lyricgen.errors import LyricgenError
-from lyricgen.generation import DecodingOptions, LyricsGenerator
+from lyricgen.decoding import DecodingOptions
+from lyricgen.generation import LyricsGenerator
 
 log = logging.getLogger(__name__)
 
@@ -23,21 +24,15 @@ class SampleLyrics(L.Callback):
     learns (like Lightning Bolts' TensorboardGenerativeModelImageSampler, for text).
     """
 
-    def __init__(
-        self,
-        prompts: list[str] = ("星星", "我", "爱"),
-        lines: int = 4,
-        temperature: float = 0.8,
-        top_k: int = 0,
-        top_p: float = 0.95,
-        seed: int = 0,
-    ) -> None:
+    def __init__(self, prompts: list[str] = ("星星", "我", "爱"), decoding: dict | None = None, seed: int = 0,
+                 tag: str = "samples") -> None:
         self.prompts = list(prompts)
         self.seed = seed
-        self.opts = DecodingOptions(temperature=temperature, top_k=top_k, top_p=top_p, lines=lines, length=120).check()
+        self.tag = tag
+        self.opts = DecodingOptions.from_mapping(decoding or {"lines": 4, "temperature": 0.8, "length": 120}).check()
 
     def samples(self, pl_module: L.LightningModule) -> dict[str, str]:
-        generator = LyricsGenerator(pl_module.net, pl_module.vocab, pl_module.tokenizer_settings)
+        generator = LyricsGenerator(pl_module.net, pl_module.vocab, pl_module.tokenizer_settings, pl_module.ngrams)
         out = {}
         for prompt in self.prompts:
             try:
@@ -56,7 +51,7 @@ class SampleLyrics(L.Callback):
             if isinstance(logger, TensorBoardLogger):
                 for prompt, text in samples.items():
                     # Markdown: a line break needs two trailing spaces.
-                    logger.experiment.add_text(f"samples/{prompt}", text.replace("\n", "  \n"), trainer.global_step)
+                    logger.experiment.add_text(f"{self.tag}/{prompt}", text.replace("\n", "  \n"), trainer.global_step)
 
 
 class CheckpointOnInterrupt(L.Callback):
@@ -76,16 +71,13 @@ class CheckpointOnInterrupt(L.Callback):
 
 
 class LyricsMetrics(L.Callback):
-    """At the end of training, sample from the best checkpoint and log novelty, distinct-1/2 and the
-    repeated-line rate (see `lyricgen.metrics`) as `eval/*` scalars: the numbers `scripts/evaluate.py`
-    prints, for the same decoding settings."""
+    """At the end of training, sample from the best checkpoint and log the lyric and form measures
+    (novelty, distinct-1/2, repeated-line rate, rhyme rate, copy rate; see `lyricgen.metrics`) as `eval/*`
+    scalars: the numbers `scripts/evaluate.py` prints, for the same decoding settings."""
 
-    def __init__(self, num_samples: int = 100, lines: int = 8, temperature: float = 0.8, top_k: int = 0,
-                 top_p: float = 0.95, seed: int = 0) -> None:
+    def __init__(self, decoding: dict | None = None, seed: int = 0) -> None:
         self.seed = seed
-        self.opts = DecodingOptions(
-            num_samples=num_samples, lines=lines, length=400, temperature=temperature, top_k=top_k, top_p=top_p
-        ).check()
+        self.opts = DecodingOptions.from_mapping(decoding or {"num_samples": 100, "lines": 8, "length": 400}).check()
         self.metrics: dict[str, float] = {}
 
     @rank_zero_only
@@ -97,7 +89,7 @@ class LyricsMetrics(L.Callback):
         if best:
             generator = LyricsGenerator.from_checkpoint(best, device=pl_module.device)
         else:
-            generator = LyricsGenerator(pl_module.net, pl_module.vocab, pl_module.tokenizer_settings)
+            generator = LyricsGenerator(pl_module.net, pl_module.vocab, pl_module.tokenizer_settings, pl_module.ngrams)
         from lyricgen.evaluation import sample_metrics, training_lines
 
         with torch.random.fork_rng(devices=[]):
@@ -105,4 +97,9 @@ class LyricsMetrics(L.Callback):
         log.info("Lyric metrics of %d samples: %s", self.opts.num_samples,
                  ", ".join(f"{k} {v:.3f}" for k, v in self.metrics.items()))
         for logger in trainer.loggers:
-            logger.log_metrics({f"eval/{k.replace(' ', '_')}": v for k, v in self.metrics.items()}, trainer.global_step)
+            logger.log_metrics({f"eval/{_metric_name(k)}": v for k, v in self.metrics.items()}, trainer.global_step)
+
+
+def _metric_name(name: str) -> str:
+    """`copy rate (>= 4 words)` -> `copy_rate_4`: a TensorBoard tag without spaces or brackets."""
+    return "_".join("".join(ch if ch.isalnum() or ch == "-" else " " for ch in name).split())

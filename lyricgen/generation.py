@@ -1,161 +1,32 @@
-"""Decoding: one implementation for `scripts/generate.py`, the TensorBoard callback and Python users.
+"""Writing lyrics with a trained model: one implementation for `scripts/generate.py`, the TensorBoard
+callbacks, evaluation and Python users.
 
     from lyricgen.generation import LyricsGenerator
     gen = LyricsGenerator.from_checkpoint("outputs/.../checkpoints/last.ckpt")
     print(gen.generate("星星", lines=4, temperature=0.8, seed=0)[0])
+    print(gen.generate("", rhyme="AABB", line_chars=7, acrostic="星星之火", no_copy=4, seed=0)[0])
 
-Decoding is incremental: the prompt runs through the network once to warm the hidden state, then
-each new token costs one RNN step; `num_samples` samples are decoded together as one batch. Only
-torch is imported here (no Lightning, no jieba unless a phrase has to be segmented), so that the
-generation command starts fast.
+Free decoding goes token by token (`lyricgen.decoding.sampling`); any form option (rhyme, line_chars,
+acrostic, keywords, no_copy) switches to line-by-line form decoding (`lyricgen.decoding.form`). Only
+torch, numpy and, for rhymes, pypinyin are imported (no Lightning; no jieba unless a phrase has to be
+segmented), so that the generation command starts fast.
 """
 
 from __future__ import annotations
 
-import inspect
-import math
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from lyricgen.checkpoint import build_net, load_checkpoint, read_extras
+from lyricgen.data.ngrams import NgramIndex
 from lyricgen.data.tokenizer import NEWLINE, SPACE, Tokenizer
 from lyricgen.data.vocab import Vocab
+from lyricgen.decoding.form import FormDecoder, WordTables
+from lyricgen.decoding.options import DecodingOptions
+from lyricgen.decoding.sampling import decode
 from lyricgen.errors import LyricgenError
 from lyricgen.rnnlm import RNNLM
-
-
-@dataclass
-class DecodingOptions:
-    """How to pick each next word. `length` caps the new tokens; `lines` stops after N complete lines."""
-
-    strategy: str = "sample"
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    repetition_penalty: float = 1.0
-    length: int | None = 100
-    lines: int | None = None
-    num_samples: int = 1
-    max_length: int = 2000  # a cap for `lines` alone, so that a model that never ends a line stops
-
-    @classmethod
-    def from_mapping(cls, values: Mapping) -> "DecodingOptions":
-        """The options found among `values` (e.g. a script's config); other keys are ignored."""
-        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
-
-    def check(self) -> "DecodingOptions":
-        """Raise LyricgenError, with the fix, for the first value out of range."""
-        checks = [
-            (self.strategy in ("sample", "greedy"), f"strategy must be 'sample' or 'greedy', got {self.strategy!r}"),
-            (self.temperature > 0, f"temperature must be > 0, got {self.temperature}"),
-            (self.top_k >= 0, f"top_k must be >= 0 (0 turns it off), got {self.top_k}"),
-            (0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}"),
-            (self.repetition_penalty >= 1, f"repetition_penalty must be >= 1 (1 turns it off), got {self.repetition_penalty}"),
-            (self.length is None or self.length >= 0, f"length must be >= 0, got {self.length}"),
-            (self.lines is None or self.lines >= 1, f"lines must be >= 1, got {self.lines}"),
-            (self.length is not None or self.lines is not None, "give length or lines (or both)"),
-            (self.num_samples >= 1, f"num_samples must be >= 1, got {self.num_samples}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise LyricgenError(message)
-        return self
-
-
-def _nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Mask all but the smallest set of likeliest words whose probability reaches `top_p`."""
-    probs = logits.softmax(dim=-1)
-    if probs.device.type == "cpu":
-        # On the CPU, torch.sort of a few thousand floats costs about as much as the RNN step
-        # (~100 us); numpy's argsort takes a quarter of that.
-        order = torch.from_numpy(np.argsort(-probs.numpy(), axis=-1))
-        sorted_p = probs.gather(-1, order)
-    else:
-        sorted_p, order = probs.sort(dim=-1, descending=True)
-    keep_sorted = sorted_p.cumsum(dim=-1) - sorted_p < top_p  # words before it have not reached top_p yet
-    keep = torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, keep_sorted)
-    return logits.masked_fill(~keep, -math.inf)
-
-
-def _pick(logits: torch.Tensor, opts: DecodingOptions, generator: torch.Generator | None) -> torch.Tensor:
-    """Next token ids (batch,) from last-step logits (batch, vocab)."""
-    if opts.strategy == "greedy":
-        return logits.argmax(dim=-1)
-    logits = logits / opts.temperature
-    if opts.top_k > 0:
-        kth = torch.topk(logits, min(opts.top_k, logits.size(-1)), dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, -math.inf)
-    if opts.top_p < 1:
-        logits = _nucleus(logits, opts.top_p)
-    # Inverse-CDF sampling: the same distribution as torch.multinomial, about ten times faster on
-    # the CPU for one draw from a vocabulary of thousands (a cumsum and a binary search).
-    cdf = logits.softmax(dim=-1).cumsum(dim=-1)
-    u = torch.rand(cdf.size(0), 1, generator=generator, device=cdf.device) * cdf[:, -1:]
-    return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=cdf.size(-1) - 1)
-
-
-@torch.inference_mode()
-def decode(
-    net: RNNLM,
-    prompt_ids: list[int],
-    opts: DecodingOptions,
-    *,
-    newline_id: int,
-    unk_id: int = 0,
-    no_penalty_ids: tuple[int, ...] = (),
-    generator: torch.Generator | None = None,
-) -> list[list[int]]:
-    """Continue `prompt_ids` with `opts.num_samples` samples; returns the new ids of each (prompt excluded).
-
-    An empty prompt starts at the beginning of a line (the newline token is the context).
-    `<unk>` is never produced; `no_penalty_ids` (line breaks, spaces) are exempt from the repetition penalty.
-    """
-    was_training = net.training
-    net.eval()
-    device = next(net.parameters()).device
-    batch = opts.num_samples
-    context = torch.tensor(prompt_ids or [newline_id], device=device).expand(batch, -1)
-    budget = opts.length if opts.length is not None else opts.max_length
-    seen = torch.zeros(batch, net.head.out_features, dtype=torch.bool, device=device)
-    if opts.repetition_penalty > 1:
-        seen[:, prompt_ids] = True
-    exempt = torch.tensor(no_penalty_ids, dtype=torch.long, device=device)
-    lines_done = torch.zeros(batch, dtype=torch.long, device=device)
-    finished = torch.zeros(batch, dtype=torch.bool, device=device)
-    out = torch.empty(batch, budget, dtype=torch.long, device=device)
-    n = 0
-    logits, hidden = net(context)
-    for n in range(1, budget + 1):
-        step = logits[:, -1].float()
-        step[:, unk_id] = -math.inf
-        if opts.repetition_penalty > 1:
-            penalised = seen.clone()
-            penalised[:, exempt] = False
-            scaled = torch.where(step > 0, step / opts.repetition_penalty, step * opts.repetition_penalty)
-            step = torch.where(penalised, scaled, step)
-        token = _pick(step, opts, generator)
-        out[:, n - 1] = token
-        if opts.repetition_penalty > 1:
-            seen[torch.arange(batch, device=device), token] = True
-        if opts.lines is not None:
-            lines_done += (token == newline_id) & ~finished
-            finished |= lines_done >= opts.lines
-            if bool(finished.all()):
-                break
-        if n < budget:
-            logits, hidden = net(token[:, None], hidden)
-    net.train(was_training)
-    results = []
-    for row in out[:, :n].tolist():
-        if opts.lines is not None:  # cut each sample after its own N-th line break
-            breaks = [i for i, t in enumerate(row) if t == newline_id]
-            if len(breaks) >= opts.lines:
-                row = row[: breaks[opts.lines - 1] + 1]
-        results.append(row)
-    return results
 
 
 def tokens_to_text(tokens: list[str]) -> str:
@@ -172,35 +43,6 @@ def _similar_words(word: str, vocab: Vocab, k: int = 5) -> list[str]:
     return [t for _, _, t in sorted(scored)[:k]]
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """Read a lyricgen checkpoint onto the CPU, with errors that say what is wrong with the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise LyricgenError(f"checkpoint {path} does not exist; pass ckpt_path=PATH to a .ckpt file from a training run")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # unpickling arbitrary bytes can fail in many ways (IndexError, KeyError, ...)
-        # torch's weights-only loader wraps the real reason in advice that does not fit a random file
-        reason = str(e).split("WeightsUnpickler error:")[-1].strip().splitlines() or [type(e).__name__]
-        raise LyricgenError(f"{path} is not a readable PyTorch checkpoint ({reason[0][:100]})") from None
-    if not isinstance(ckpt, dict) or "lyricgen" not in ckpt or "hyper_parameters" not in ckpt or "state_dict" not in ckpt:
-        raise LyricgenError(f"{path} is not a lyricgen checkpoint (no vocabulary or hyperparameters in it)")
-    return ckpt
-
-
-def find_checkpoint(runs_dir: str | Path = "outputs") -> Path:
-    """The best checkpoint (`best-*.ckpt`, else `last.ckpt`) of the newest training run under `runs_dir`."""
-    found = [p for p in Path(runs_dir).glob("**/checkpoints/*.ckpt") if p.is_file()]
-    if not found:
-        raise LyricgenError(
-            f"no training run found under {runs_dir}/; train one (python scripts/train.py) or pass ckpt_path=PATH"
-        )
-    newest_run = max(found, key=lambda p: p.stat().st_mtime).parent
-    in_run = sorted(newest_run.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
-    best = [p for p in in_run if p.name.startswith("best")]
-    return (best or [p for p in in_run if p.name == "last.ckpt"] or in_run)[-1]
-
-
 def pick_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -211,24 +53,39 @@ def pick_device(device: str = "auto") -> torch.device:
 
 
 class LyricsGenerator:
-    """A trained network with its vocabulary and tokeniser settings, ready to write lyrics."""
+    """A trained network with its vocabulary, tokeniser settings and n-gram index, ready to write lyrics."""
 
-    def __init__(self, net: RNNLM, vocab: Vocab, tokenizer_settings: dict | None = None) -> None:
+    def __init__(self, net: RNNLM, vocab: Vocab, tokenizer_settings: dict | None = None,
+                 ngrams: NgramIndex | None = None) -> None:
         self.net = net
         self.vocab = vocab
         self.tokenizer_settings = tokenizer_settings or {}
+        self.ngrams = ngrams
         self._tokenizer: Tokenizer | None = None
+        self._tables: dict[str, WordTables] = {}
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> "LyricsGenerator":
         ckpt = load_checkpoint(path)
-        hp = ckpt["hyper_parameters"]
-        wanted = inspect.signature(RNNLM).parameters
-        net = RNNLM(**{k: v for k, v in hp.items() if k in wanted})
-        state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-        net.load_state_dict(state)
-        extra = ckpt["lyricgen"]
-        return cls(net.to(device).eval(), Vocab.from_dict(extra["vocab"]), extra.get("tokenizer"))
+        vocab, tokenizer, ngrams = read_extras(ckpt)
+        return cls(build_net(ckpt).to(device).eval(), vocab, tokenizer, ngrams)
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        if self._tokenizer is None:
+            self._tokenizer = Tokenizer(hmm=self.tokenizer_settings.get("hmm", True))
+        return self._tokenizer
+
+    def word_tables(self, rule: str) -> WordTables:
+        """Per-word lengths, first characters and rhyme classes for a rhyme rule (made once per rule)."""
+        if rule not in self._tables:
+            self._tables[rule] = WordTables(self.vocab, rule, next(self.net.parameters()).device)
+        return self._tables[rule]
+
+    def _unknown(self, what: str, word: str) -> LyricgenError:
+        similar = _similar_words(word, self.vocab)
+        hint = f"; similar words it knows: {', '.join(similar)}" if similar else f"; try another {what}"
+        return LyricgenError(f"{what} {word!r} is not in the model's vocabulary{hint}")
 
     def encode_prompt(self, start_word: str) -> list[int]:
         """Ids of the prompt; a word the model does not know is refused, with similar known words."""
@@ -236,31 +93,40 @@ class LyricsGenerator:
             return []
         if start_word in self.vocab:  # a known word needs no segmentation (and no jieba import)
             return [self.vocab.stoi[start_word]]
-        if self._tokenizer is None:
-            self._tokenizer = Tokenizer(hmm=self.tokenizer_settings.get("hmm", True))
-        tokens = self._tokenizer.tokenize(start_word.replace("\\n", "\n"))
+        tokens = self.tokenizer.tokenize(start_word.replace("\\n", "\n"))
         unknown = [t for t in tokens if t not in self.vocab]
         if unknown:
-            word = unknown[0]
-            similar = _similar_words(word, self.vocab)
-            hint = f"; similar words it knows: {', '.join(similar)}" if similar else "; try another start_word"
-            raise LyricgenError(f"start_word {word!r} is not in the model's vocabulary{hint}")
+            raise self._unknown("start_word", unknown[0])
         return self.vocab.encode(tokens)
+
+    def check_form(self, opts: DecodingOptions) -> None:
+        """Refuse keywords and a rhyme_with that the model does not know."""
+        for word in opts.keyword_list():
+            if word not in self.vocab:
+                raise self._unknown("keyword", word)
+        if opts.rhyme_with and opts.rhyme_with not in self.vocab:
+            raise self._unknown("rhyme_with", opts.rhyme_with)
 
     def generate_tokens(self, start_word: str = "", seed: int | None = None, **options) -> list[list[str]]:
         """Like `generate`, but each sample as its list of words (prompt included)."""
         opts = options.pop("opts", None) or DecodingOptions(**options)
         opts.check()
+        if opts.form:
+            self.check_form(opts)
         prompt = self.encode_prompt(start_word)
         generator = None
         if seed is not None:
             generator = torch.Generator(device=next(self.net.parameters()).device).manual_seed(seed)
-        stoi = self.vocab.stoi
-        exempt = tuple(stoi[t] for t in (NEWLINE, SPACE) if t in stoi)
-        samples = decode(
-            self.net, prompt, opts, newline_id=stoi.get(NEWLINE, 0), unk_id=self.vocab.unk_id,
-            no_penalty_ids=exempt, generator=generator,
-        )
+        if opts.form:
+            decoder = FormDecoder(self.net, self.vocab, self.word_tables(opts.rhyme_rule), opts, self.ngrams, generator)
+            samples = decoder.decode(prompt)
+        else:
+            stoi = self.vocab.stoi
+            exempt = tuple(stoi[t] for t in (NEWLINE, SPACE) if t in stoi)
+            samples = decode(
+                self.net, prompt, opts, newline_id=stoi.get(NEWLINE, 0), unk_id=self.vocab.unk_id,
+                no_penalty_ids=exempt, generator=generator,
+            )
         prompt_tokens = self.vocab.decode(prompt)
         return [prompt_tokens + self.vocab.decode(ids) for ids in samples]
 

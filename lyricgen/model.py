@@ -7,7 +7,9 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
+from lyricgen.checkpoint import read_extras, write_extras
 from lyricgen.data.datasets import IGNORE_INDEX
+from lyricgen.data.ngrams import NgramIndex
 from lyricgen.data.vocab import Vocab
 from lyricgen.errors import LyricgenError
 from lyricgen.rnnlm import RNNLM, Hidden, detach_hidden
@@ -19,8 +21,8 @@ SCHEDULERS = ("none", "cosine", "plateau")
 class LyricsLM(L.LightningModule):
     """Word-level lyrics model. Hyperparameters are plain scalars, so a checkpoint alone rebuilds it.
 
-    `vocab` and `tokenizer` (the tokeniser settings) are not hyperparameters: they travel in the
-    checkpoint under the key "lyricgen" (see `on_save_checkpoint`).
+    `vocab`, `tokenizer` (the tokeniser settings) and `ngrams` (the training split's n-gram index, for
+    `no_copy`) are not hyperparameters: they travel in the checkpoint (see `lyricgen.checkpoint`).
     """
 
     def __init__(
@@ -41,6 +43,7 @@ class LyricsLM(L.LightningModule):
         stateful: bool = False,
         vocab: Vocab | None = None,
         tokenizer: dict | None = None,
+        ngrams: NgramIndex | None = None,
     ) -> None:
         super().__init__()
         if optimizer not in OPTIMIZERS:
@@ -49,10 +52,11 @@ class LyricsLM(L.LightningModule):
             raise LyricgenError(f"model.scheduler must be one of {list(SCHEDULERS)}, got {scheduler!r}")
         if lr <= 0 or weight_decay < 0:
             raise LyricgenError(f"model.lr must be > 0 and model.weight_decay >= 0, got {lr} and {weight_decay}")
-        self.save_hyperparameters(ignore=["vocab", "tokenizer"])
+        self.save_hyperparameters(ignore=["vocab", "tokenizer", "ngrams"])
         self.net = RNNLM(vocab_size, cell, emb_dim, hidden_size, num_layers, dropout, emb_dropout, tie_weights, nonlinearity)
         self.vocab = vocab
         self.tokenizer_settings = dict(tokenizer or {})  # a plain dict: checkpoints load with weights_only
+        self.ngrams = ngrams
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
         self._carried: Hidden | None = None  # hidden state carried across batches when stateful
@@ -125,12 +129,7 @@ class LyricsLM(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.vocab is None:
             raise RuntimeError("LyricsLM.vocab must be set before saving a checkpoint")
-        checkpoint["lyricgen"] = {"vocab": self.vocab.to_dict(), "tokenizer": self.tokenizer_settings}
+        write_extras(checkpoint, self.vocab, self.tokenizer_settings, self.ngrams)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        extra = checkpoint.get("lyricgen")
-        if extra is None:
-            raise LyricgenError("this checkpoint has no lyricgen vocabulary; was it written by lyricgen?")
-        self.vocab = Vocab.from_dict(extra["vocab"])
-        self.tokenizer_settings = extra.get("tokenizer", {})
-
+        self.vocab, self.tokenizer_settings, self.ngrams = read_extras(checkpoint)

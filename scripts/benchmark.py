@@ -29,7 +29,8 @@ from hydra.utils import instantiate
 from torch import nn
 
 from lyricgen.data.datamodule import LyricsDataModule
-from lyricgen.generation import DecodingOptions, LyricsGenerator
+from lyricgen.decoding import DecodingOptions
+from lyricgen.generation import LyricsGenerator
 from lyricgen.model import LyricsLM
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,6 +1,8 @@
-"""Evaluate a checkpoint: python scripts/evaluate.py [ckpt_path=PATH] [num_samples=100 temperature=0.8 ...]
+"""Evaluate a checkpoint: python scripts/evaluate.py [ckpt_path=PATH] [num_samples=100 temperature=0.8 rhyme=AABB ...]
 
-Prints a table: validation perplexity on the protocol split, novelty, distinct-1/2, repeated-line rate.
+Prints a table: validation perplexity on the protocol split; for the samples and, as the reference, for
+the held-out corpus: novelty, distinct-1/2, repeated-line rate, rhyme rate, the form measures asked for
+(scheme, line-length and acrostic accuracy), copy rate and the perplexity of the text under the model.
 """
 
 import sys
@@ -12,25 +14,32 @@ from omegaconf import DictConfig, OmegaConf
 
 from lyricgen.cli import quote_non_ascii, user_errors
 
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     with user_errors():
-        from lyricgen.evaluation import evaluate_checkpoint
-        from lyricgen.generation import DecodingOptions, find_checkpoint
+        from lyricgen.checkpoint import find_checkpoint, run_dir_of
+        from lyricgen.decoding import DecodingOptions
+        from lyricgen.evaluation import CORPUS, evaluate_checkpoint
 
         opts = DecodingOptions.from_mapping(cfg).check()
         ckpt_path = Path(cfg.ckpt_path or find_checkpoint(cfg.runs_dir))
-        run_config = ckpt_path.parent.parent / ".hydra" / "config.yaml"
+        run_config = run_dir_of(ckpt_path) / ".hydra" / "config.yaml"
         data_cfg = OmegaConf.load(run_config) if run_config.is_file() else cfg
         print(f"checkpoint: {ckpt_path}\ndata settings: {run_config if run_config.is_file() else 'conf/data'}", file=sys.stderr)
         result = evaluate_checkpoint(
             str(ckpt_path), instantiate(data_cfg.data), opts, str(cfg.start_word or ""), cfg.seed, cfg.accelerator
         )
-        settings = f"{cfg.num_samples} samples, {cfg.strategy}, temperature {cfg.temperature}, top_p {cfg.top_p}, top_k {cfg.top_k}"
-        print(f"| metric | value |\n| --- | --- |")
+        print("| metric | samples | held-out corpus |\n| --- | --- | --- |")
         for name, value in result.items():
-            print(f"| {name} | {value:.3f} |")
-        print(f"\n({settings}; checkpoint {ckpt_path})")
+            if not name.startswith(f"{CORPUS}/"):
+                ref = result.get(f"{CORPUS}/{name}")
+                print(f"| {name} | {value:.3f} | {'' if ref is None else f'{ref:.3f}'} |")
+        form = ", ".join(f"{k} {v}" for k, v in [("rhyme", opts.rhyme), ("line_chars", opts.line_chars),
+                                                  ("acrostic", opts.acrostic), ("no_copy", opts.no_copy)] if v)
+        print(f"\n({cfg.num_samples} samples of {opts.form_lines() if opts.form else cfg.lines} lines, {cfg.strategy}, "
+              f"temperature {cfg.temperature}, top_p {cfg.top_p}, top_k {cfg.top_k}{'; ' + form if form else ''}; "
+              f"the corpus in pieces of as many lines; checkpoint {ckpt_path})")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
 """Write lyrics with a trained model: python scripts/generate.py start_word=星星 [key=value ...]
 
+    python scripts/generate.py rhyme=AABB line_chars=7 lines=8          # form: see conf/decoding/default.yaml
+    python scripts/generate.py acrostic=星星点灯 rhyme=XAXA no_copy=4
+
 Lyrics go to stdout (one lyric line per line, samples separated by a blank line); everything else
 goes to stderr, so the output can be piped.
 """
@@ -16,7 +19,9 @@ from lyricgen.cli import quote_non_ascii, user_errors
 def main(cfg: DictConfig) -> None:
     with user_errors():
         # Imported here so that Hydra's --help and config errors do not wait for torch.
-        from lyricgen.generation import DecodingOptions, LyricsGenerator, find_checkpoint, pick_device
+        from lyricgen.checkpoint import find_checkpoint
+        from lyricgen.decoding import DecodingOptions
+        from lyricgen.generation import LyricsGenerator, pick_device
 
         opts = DecodingOptions.from_mapping(cfg).check()  # bad values are refused before any model is loaded
         ckpt_path = cfg.ckpt_path or find_checkpoint(cfg.runs_dir)

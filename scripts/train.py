@@ -15,7 +15,8 @@ from omegaconf import DictConfig
 
 from lyricgen.cli import quote_non_ascii, user_errors
 from lyricgen.data.vocab import Vocab
-from lyricgen.generation import load_checkpoint
+from lyricgen.checkpoint import load_checkpoint
+from lyricgen.data.ngrams import NgramIndex
 
 log = logging.getLogger("lyricgen.train")
 
@@ -31,7 +32,9 @@ def train(cfg: DictConfig) -> dict:
     datamodule.prepare_data()
     datamodule.setup("fit")  # the vocabulary size is needed to build the model
     vocab = datamodule.vocab
-    model = instantiate(cfg.model, vocab_size=len(vocab), vocab=vocab, tokenizer=datamodule.tokenizer.settings)
+    ngrams = NgramIndex.from_tokens(datamodule.train_tokens, vocab.stoi, cfg.get("no_copy_max_n", 8))  # for no_copy
+    model = instantiate(cfg.model, vocab_size=len(vocab), vocab=vocab, tokenizer=datamodule.tokenizer.settings,
+                        ngrams=ngrams)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)

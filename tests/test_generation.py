@@ -2,7 +2,10 @@
 
 import pytest
 
-from lyricgen.generation import DecodingOptions, LyricsGenerator, decode, find_checkpoint
+from lyricgen.checkpoint import find_checkpoint
+from lyricgen.decoding import DecodingOptions
+from lyricgen.decoding.sampling import decode
+from lyricgen.generation import LyricsGenerator
 from lyricgen.errors import LyricgenError
 from tests.conftest import TINY_LINES, best_checkpoint, run_script
 

@@ -101,7 +101,7 @@ def test_generation_bad_checkpoints(tmp_path):
 def test_any_random_file_is_refused_as_unreadable(tmp_path):
     # torch.load fails on arbitrary bytes with many exception types (IndexError, KeyError, ...).
     from lyricgen.errors import LyricgenError
-    from lyricgen.generation import load_checkpoint
+    from lyricgen.checkpoint import load_checkpoint
 
     for seed in range(200):
         path = tmp_path / f"{seed}.ckpt"
@@ -115,7 +115,9 @@ def test_any_random_file_is_refused_as_unreadable(tmp_path):
 def test_ctrl_c_leaves_a_last_checkpoint_that_generates_and_resumes(tmp_path, tiny_corpus):
     run_dir = tmp_path / "run"
     cmd = [sys.executable, str(ROOT / "scripts" / "train.py"),
-           *tiny_overrides(tiny_corpus, tmp_path, "trainer.max_epochs=1000"), f"hydra.run.dir={run_dir}"]
+           *tiny_overrides(tiny_corpus, tmp_path, "trainer.max_epochs=1000"), f"hydra.run.dir={run_dir}",
+           # EarlyStopping's state (patience, wait count) is restored on resume: the step count must end it
+           "callbacks.early_stopping.patience=1000"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
     while not list((run_dir / "checkpoints").glob("best-*.ckpt")) and time.monotonic() < deadline:

@@ -1,0 +1,84 @@
+"""The one place that knows the checkpoint layout: what lyricgen adds to Lightning's file, and how a
+network, its vocabulary, tokeniser settings and n-gram index are read back without Lightning.
+
+A lyricgen checkpoint is a Lightning checkpoint with
+- `hyper_parameters`: the LightningModule's scalar arguments (the network's among them);
+- `state_dict`: the network's weights under the prefix `net.`;
+- `lyricgen`: {"vocab": {"tokens": [...]}, "tokenizer": {...}, "ngrams": {...} (optional)}.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import torch
+
+from lyricgen.data.ngrams import NgramIndex
+from lyricgen.data.vocab import Vocab
+from lyricgen.errors import LyricgenError
+from lyricgen.rnnlm import RNNLM
+
+EXTRA_KEY = "lyricgen"
+NET_PREFIX = "net."
+
+
+def write_extras(checkpoint: dict, vocab: Vocab, tokenizer: dict, ngrams: NgramIndex | None) -> None:
+    """Put the vocabulary, tokeniser settings and n-gram index into a checkpoint being saved."""
+    extra = {"vocab": vocab.to_dict(), "tokenizer": dict(tokenizer)}
+    if ngrams is not None:
+        extra["ngrams"] = ngrams.to_dict()
+    checkpoint[EXTRA_KEY] = extra
+
+
+def read_extras(checkpoint: dict) -> tuple[Vocab, dict, NgramIndex | None]:
+    """The vocabulary, tokeniser settings and n-gram index (None in checkpoints written before it)."""
+    extra = checkpoint.get(EXTRA_KEY)
+    if extra is None:
+        raise LyricgenError("this checkpoint has no lyricgen vocabulary; was it written by lyricgen?")
+    ngrams = NgramIndex.from_dict(extra["ngrams"]) if "ngrams" in extra else None
+    return Vocab.from_dict(extra["vocab"]), dict(extra.get("tokenizer") or {}), ngrams
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a lyricgen checkpoint onto the CPU, with errors that say what is wrong with the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise LyricgenError(f"checkpoint {path} does not exist; pass ckpt_path=PATH to a .ckpt file from a training run")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling arbitrary bytes can fail in many ways (IndexError, KeyError, ...)
+        # torch's weights-only loader wraps the real reason in advice that does not fit a random file
+        reason = str(e).split("WeightsUnpickler error:")[-1].strip().splitlines() or [type(e).__name__]
+        raise LyricgenError(f"{path} is not a readable PyTorch checkpoint ({reason[0][:100]})") from None
+    if not isinstance(ckpt, dict) or EXTRA_KEY not in ckpt or "hyper_parameters" not in ckpt or "state_dict" not in ckpt:
+        raise LyricgenError(f"{path} is not a lyricgen checkpoint (no vocabulary or hyperparameters in it)")
+    return ckpt
+
+
+def build_net(checkpoint: dict) -> RNNLM:
+    """The plain network of a checkpoint, with its weights (no Lightning needed)."""
+    hp = checkpoint["hyper_parameters"]
+    wanted = inspect.signature(RNNLM).parameters
+    net = RNNLM(**{k: v for k, v in hp.items() if k in wanted})
+    state = {k.removeprefix(NET_PREFIX): v for k, v in checkpoint["state_dict"].items() if k.startswith(NET_PREFIX)}
+    net.load_state_dict(state)
+    return net
+
+
+def find_checkpoint(runs_dir: str | Path = "outputs") -> Path:
+    """The best checkpoint (`best-*.ckpt`, else `last.ckpt`) of the newest training run under `runs_dir`."""
+    found = [p for p in Path(runs_dir).glob("**/checkpoints/*.ckpt") if p.is_file()]
+    if not found:
+        raise LyricgenError(
+            f"no training run found under {runs_dir}/; train one (python scripts/train.py) or pass ckpt_path=PATH"
+        )
+    newest_run = max(found, key=lambda p: p.stat().st_mtime).parent
+    in_run = sorted(newest_run.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+    best = [p for p in in_run if p.name.startswith("best")]
+    return (best or [p for p in in_run if p.name == "last.ckpt"] or in_run)[-1]
+
+
+def run_dir_of(ckpt_path: str | Path) -> Path:
+    """The training run directory of a checkpoint (`<run>/checkpoints/x.ckpt` -> `<run>`)."""
+    return Path(ckpt_path).resolve().parent.parent
