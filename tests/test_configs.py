@@ -33,3 +33,26 @@ def test_groups_have_the_documented_options():
     assert {"rnn", "gru", "lstm"} <= set(GROUPS["model"])
     assert {"default", "cpu", "gpu", "ddp"} <= set(GROUPS["trainer"])
     assert {"jaychou", "text"} <= set(GROUPS["data"])
+
+
+def test_one_decoding_group_for_generate_evaluate_and_the_callbacks(tmp_path):
+    from dataclasses import fields
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from lyricgen.decoding import DecodingOptions
+
+    names = {f.name for f in fields(DecodingOptions)} - {"max_length"}
+    assert set(OmegaConf.load(Path(CONF) / "decoding" / "default.yaml")) == names
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        gen = compose("generate", overrides=["rhyme=AABB", "line_chars=[5,7]"])
+        ev = compose("evaluate", overrides=["acrostic='星星'"])
+    assert names <= set(gen) and names <= set(ev)
+    opts = DecodingOptions.from_mapping(gen).check()
+    assert opts.rhyme == "AABB" and opts.line_chars == [5, 7] and opts.form
+    assert DecodingOptions.from_mapping(ev).num_samples == 100 and ev.acrostic == "星星"
+    cfg = compose_train([], tmp_path)
+    form = instantiate(cfg.callbacks.sample_lyrics_form)
+    assert form.opts.rhyme == "AABB" and form.opts.line_chars == 7 and form.opts.no_copy == 4
+    assert instantiate(cfg.callbacks.lyrics_metrics).opts.num_samples == 100

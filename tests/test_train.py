@@ -6,6 +6,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from lyricgen.data.ngrams import NgramIndex
 from lyricgen.data.vocab import Vocab
 from tests.conftest import run_script, tiny_overrides
 
@@ -29,6 +30,8 @@ def test_training_drops_the_loss_and_writes_a_checkpoint_with_vocabulary(tmp_pat
     assert train_loss[-1] < 0.3 * train_loss[0]  # it really learnt the repeated lines
     assert min(val_ppl) < 3.0  # validation lines are the same lines: nearly certain
     assert any(tag.startswith("samples/") for tag in events.Tags()["tensors"])  # lyrics on the dashboard
+    assert any(tag.startswith("samples_form/") for tag in events.Tags()["tensors"])  # ... and with form
+    assert {"eval/rhyme_rate", "eval/copy_rate_4_words"} <= set(events.Tags()["scalars"])
 
     ckpts = sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt"))
     assert "last.ckpt" in ckpts and any(name.startswith("best-") for name in ckpts)
@@ -36,6 +39,8 @@ def test_training_drops_the_loss_and_writes_a_checkpoint_with_vocabulary(tmp_pat
     vocab = Vocab.load(run_dir / "vocab.json")
     assert Vocab.from_dict(ckpt["lyricgen"]["vocab"]) == vocab and "星星" in vocab
     assert ckpt["hyper_parameters"]["vocab_size"] == len(vocab)
+    ngrams = NgramIndex.from_dict(ckpt["lyricgen"]["ngrams"])  # for no_copy: the training split's word runs
+    assert ngrams.max_n == 8 and ngrams.contains(vocab.encode(["星星", "在", "天上"]))
     assert (run_dir / ".hydra" / "config.yaml").is_file()
 
 

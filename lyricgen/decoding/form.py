@@ -111,6 +111,12 @@ class FormPlan:
             self.lines.append(LineSpec(lo, hi, acro[i] if i < len(acro) else None, group, []))
         self._check_prompt(prompt_line, vocab)
         self.feasible = [self._feasible_classes(i, prompt_line) for i in range(n_lines)]
+        for i, ok in enumerate(self.feasible):
+            if not bool(ok.any()):
+                raise LyricgenError(
+                    f"{self.where(i)} cannot be written: no words the model knows fill it exactly; "
+                    "change line_chars or acrostic"
+                )
         self.group_classes = self._group_classes(opts, vocab)
         self._plan_keywords(opts, vocab)
 
