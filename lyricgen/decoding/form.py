@@ -13,8 +13,9 @@ step masks the words that would break a constraint *or make it impossible to mee
   removes every word that would complete a training run of n words (`NgramIndex`).
 
 Masking alone meets the constraints but reads worse than free sampling (the model is pushed into words
-it did not want). So each line is decoded as `best_of` sampled candidates per sample, all in one batch,
-and the candidate that the mask bent least is kept: the one with the highest product, over its steps,
+it did not want). So each line is decoded as `best_of` sampled candidates per sample, all in one batch
+(a line branches into them where the mask first bites, so that the free part is decoded once), and the
+candidate that the mask bent least is kept: the one with the highest product, over its steps,
 of the probability mass the mask left (p(line) / q(line), its importance weight). Keeping the likeliest
 candidate instead (lowest mean NLL) halves perplexity but collapses onto frequent words (distinct-2 0.36
 against 0.69 unconstrained); this keeps both near free sampling (README, "Lyrics with form"). The first
@@ -36,12 +37,13 @@ from lyricgen.data.tokenizer import NEWLINE, SPACE
 from lyricgen.data.vocab import Vocab
 from lyricgen.decoding.options import DecodingOptions
 from lyricgen.decoding.rhyme import class_names, rhyme_class
-from lyricgen.decoding.sampling import pick
+from lyricgen.decoding.sampling import pick_masked
 from lyricgen.errors import LyricgenError
 from lyricgen.rnnlm import RNNLM
 
 BIG = 10_000
 RETRIES = 3  # further tries of a line whose candidates were all blocked
+BRANCH_MASS = 0.9  # a line branches into best_of candidates where the mask first leaves less than this
 
 
 def count_chars(text: str) -> int:
@@ -325,31 +327,30 @@ class FormDecoder:
 
     def _line(self, plan: FormPlan, i: int, spec: LineSpec, start: list[int], samples: torch.Tensor, hidden,
               logits: torch.Tensor, group_cls: torch.Tensor, seen: torch.Tensor):
-        """Decode `best_of` candidates of line i for each sample in `samples`; keep each sample's likeliest.
+        """Decode line i for each sample in `samples`, as `best_of` candidates, and keep each sample's best.
 
+        A sample's line starts as one row and branches into `best_of` candidate rows at the first step
+        where the mask takes away more than `1 - BRANCH_MASS` of the probability: until then the
+        constraints do not bite and the candidates would only repeat free sampling at K times the cost.
         Returns the chosen ids per sample, their hidden states and next-step logits, the class each line
         ended on, and which samples got a line at all.
         """
         t, opts, dev = self.t, self.opts, self.device
         K = 1 if opts.strategy == "greedy" else opts.best_of
-        rows_of = samples.repeat_interleave(K)
-        R, V = len(rows_of), logits.size(1)
-        h = _select(hidden, rows_of)
-        step_logits = logits[rows_of].clone()
+        R, V = len(samples), logits.size(1)
+        h = _select(hidden, samples)
         words = [w for w in start if w != t.space]
-        u = torch.full((R,), sum(int(t.chars[w]) for w in words), dtype=torch.long, device=dev)
-        last_cls = torch.full((R,), t.class_of(words[-1]) if words else t.none, dtype=torch.long, device=dev)
-        prev_space = torch.zeros(R, dtype=torch.bool, device=dev)
         ctx_len = max(self.n - 1, 1)
         ctx = torch.full((R, ctx_len), -1, dtype=torch.long, device=dev)
-        for w in words[-ctx_len:]:
-            ctx = torch.cat([ctx[:, 1:], torch.full((R, 1), w, device=dev)], dim=1)
+        if words:
+            tail = words[-ctx_len:]
+            ctx[:, ctx_len - len(tail):] = torch.tensor(tail, device=dev)
         # allowed end classes per row: the group's class once set, else every class the group can take
         if spec.group is None:
             cls_ok = torch.ones(R, t.none + 1, dtype=torch.bool, device=dev)
         else:
             cls_ok = plan.group_classes[spec.group].expand(R, -1).clone()
-            chosen = group_cls[rows_of, spec.group]
+            chosen = group_cls[samples, spec.group]
             has = chosen >= 0
             cls_ok[has] = False
             cls_ok[has, chosen[has]] = True
@@ -358,82 +359,121 @@ class FormDecoder:
             m_row = torch.ones_like(m_row)
         kw = torch.tensor(spec.keywords, dtype=torch.long, device=dev)
         kw_len = t.chars[kw] if len(kw) else torch.zeros(0, dtype=torch.long, device=dev)
-        kw_left = ~seen[rows_of][:, kw] if len(kw) else torch.zeros(R, 0, dtype=torch.bool, device=dev)
         starts = plan.first_words(i) if spec.acrostic else None
-        log_mass = torch.zeros(R, device=dev)
-        ntok = torch.zeros(R, dtype=torch.long, device=dev)
-        finished = torch.zeros(R, dtype=torch.bool, device=dev)
-        dead = torch.zeros(R, dtype=torch.bool, device=dev)
-        tokens = torch.full((R, 2 * spec.hi + 2), t.newline, dtype=torch.long, device=dev)
+        table = None if len(kw) else self._word_table(spec, cls_ok, m_row, starts)  # one per sample
+        self._rows_per_pattern = 1
+        # per-row state (rows on dim 0), copied K times when the line branches
+        st = {
+            "logits": logits[samples].clone(),
+            "u": torch.full((R,), sum(int(t.chars[w]) for w in words), dtype=torch.long, device=dev),
+            "last_cls": torch.full((R,), t.class_of(words[-1]) if words else t.none, dtype=torch.long, device=dev),
+            "prev_space": torch.zeros(R, dtype=torch.bool, device=dev),
+            "ctx": ctx, "cls_ok": cls_ok, "m_row": m_row,
+            "kw_left": ~seen[samples][:, kw] if len(kw) else torch.zeros(R, 0, dtype=torch.bool, device=dev),
+            "log_mass": torch.zeros(R, device=dev),
+            "ntok": torch.zeros(R, dtype=torch.long, device=dev),
+            "finished": torch.zeros(R, dtype=torch.bool, device=dev),
+            "dead": torch.zeros(R, dtype=torch.bool, device=dev),
+            "tokens": torch.full((R, 2 * spec.hi + 2), t.newline, dtype=torch.long, device=dev),
+            "final_logits": torch.zeros_like(logits[samples]),
+            "seen": seen[samples].clone() if opts.repetition_penalty > 1 else None,
+        }
         final_h = _select(h, torch.arange(R, device=dev))
-        final_logits = torch.zeros_like(step_logits)
-        seen_rows = seen[rows_of].clone() if opts.repetition_penalty > 1 else None
-        for step in range(tokens.size(1)):
-            active = ~finished & ~dead
-            kw_need = (kw_left * kw_len).sum(dim=1) if len(kw) else torch.zeros(R, dtype=torch.long, device=dev)
-            allowed = self._allowed(spec, u, last_cls, prev_space, cls_ok, m_row, kw, kw_len, kw_left, kw_need, starts, ctx)
+        for pos in range(st["tokens"].size(1)):
+            active = ~st["finished"] & ~st["dead"]
+            kw_need = (st["kw_left"] * kw_len).sum(dim=1) if len(kw) else torch.zeros(len(active), dtype=torch.long, device=dev)
+            allowed = self._allowed(spec, st["u"], st["last_cls"], st["prev_space"], st["cls_ok"], st["m_row"], kw,
+                                    kw_len, st["kw_left"], kw_need, starts, st["ctx"], table)
+            if self._rows_per_pattern == 1 and K > 1:
+                probs = (st["logits"] / opts.temperature).softmax(dim=1)
+                if bool(((probs * allowed).sum(dim=1) < BRANCH_MASS)[active].any()):
+                    rows = torch.arange(len(active), device=dev).repeat_interleave(K)
+                    st = {k: None if v is None else v[rows] for k, v in st.items()}
+                    h, final_h = _select(h, rows), _select(final_h, rows)
+                    allowed, kw_need, active = allowed[rows], kw_need[rows], active[rows]
+                    self._rows_per_pattern = K
             newly_dead = active & ~allowed.any(dim=1)
-            dead |= newly_dead
+            st["dead"] |= newly_dead
             active &= ~newly_dead
             if not bool(active.any()):
                 break
-            allowed[~active] = False
-            allowed[~active, t.newline] = True  # finished or dead rows idle on a line break
-            masked = step_logits
-            if seen_rows is not None:
-                pen = seen_rows.clone()
+            if not bool(active.all()):
+                allowed &= active[:, None]
+                allowed[:, t.newline] |= ~active  # finished or dead rows idle on a line break
+            step = st["logits"]
+            if st["seen"] is not None:
+                pen = st["seen"].clone()
                 pen[:, [x for x in (t.newline, t.space) if x >= 0]] = False
-                scaled = torch.where(masked > 0, masked / opts.repetition_penalty, masked * opts.repetition_penalty)
-                masked = torch.where(pen, scaled, masked)
-            token = pick(masked.masked_fill(~allowed, -math.inf), opts, self.generator)
-            mass = (step_logits / opts.temperature).softmax(dim=-1).masked_fill(~allowed, 0).sum(dim=1)
-            log_mass += torch.where(active, mass.clamp(min=1e-30).log(), 0.0)
-            ntok += active.long()
-            tokens[:, step] = torch.where(active, token, tokens[:, step])
+                scaled = torch.where(step > 0, step / opts.repetition_penalty, step * opts.repetition_penalty)
+                step = torch.where(pen, scaled, step)
+            token, mass = pick_masked(step, allowed, opts, self.generator)
+            st["log_mass"] += torch.where(active, mass, 0.0)  # the log of the mass the mask left to the sampler
+            st["ntok"] += active.long()
+            st["tokens"][:, pos] = torch.where(active, token, st["tokens"][:, pos])
             is_word = active & (token != t.newline) & (token != t.space)
-            u += torch.where(is_word, t.chars[token], 0)
-            prev_space = torch.where(active, token == t.space, prev_space)
-            last_cls = torch.where(is_word, t.cls[token], last_cls)
+            st["u"] += torch.where(is_word, t.chars[token], 0)
+            st["prev_space"] = torch.where(active, token == t.space, st["prev_space"])
+            st["last_cls"] = torch.where(is_word, t.cls[token], st["last_cls"])
             if self.n:
-                ctx = torch.where(is_word[:, None], torch.cat([ctx[:, 1:], token[:, None]], dim=1), ctx)
+                shifted = torch.cat([st["ctx"][:, 1:], token[:, None]], dim=1)
+                st["ctx"] = torch.where(is_word[:, None], shifted, st["ctx"])
             if len(kw):
-                kw_left &= ~((kw[None, :] == token[:, None]) & is_word[:, None])
-            if seen_rows is not None:
-                seen_rows[torch.arange(R, device=dev)[active], token[active]] = True
+                st["kw_left"] &= ~((kw[None, :] == token[:, None]) & is_word[:, None])
+            if st["seen"] is not None:
+                st["seen"][torch.arange(len(token), device=dev)[active], token[active]] = True
             out, h = self.net(token[:, None], h)
-            step_logits = out[:, 0].float()
+            st["logits"] = out[:, 0].float()
             ended = active & (token == t.newline)
             if bool(ended.any()):
                 rows = ended.nonzero().squeeze(1)
                 _assign(final_h, rows, h, rows)
-                final_logits[rows] = step_logits[rows]
-            finished |= ended
-        good = finished & ~dead
+                st["final_logits"][rows] = st["logits"][rows]
+            st["finished"] |= ended
+        good = st["finished"] & ~st["dead"]
         # Keep the candidate that the constraints bent least: the highest product, over its steps, of the
         # probability mass the mask left to the sampler (its importance weight p(line) / q(line)). Keeping
         # the likeliest line instead (lowest mean NLL) reads smoother but collapses onto frequent words.
-        best = torch.where(good, log_mass, -math.inf).view(-1, K).argmax(dim=1)
-        chosen_rows = torch.arange(len(samples), device=dev) * K + best
+        per = self._rows_per_pattern
+        best = torch.where(good, st["log_mass"], -math.inf).view(-1, per).argmax(dim=1)
+        chosen_rows = torch.arange(R, device=dev) * per + best
         ok = good[chosen_rows]
-        lines = [tokens[r, : int(ntok[r])].tolist() for r in chosen_rows.tolist()]
-        return lines, _select(final_h, chosen_rows), final_logits[chosen_rows], last_cls[chosen_rows], ok
+        lines = [st["tokens"][r, : int(st["ntok"][r])].tolist() for r in chosen_rows.tolist()]
+        return lines, _select(final_h, chosen_rows), st["final_logits"][chosen_rows], st["last_cls"][chosen_rows], ok
 
-    def _allowed(self, spec: LineSpec, u, last_cls, prev_space, cls_ok, m_row, kw, kw_len, kw_left, kw_need, starts, ctx):
+    def _word_table(self, spec: LineSpec, cls_ok: torch.Tensor, m_row: torch.Tensor, starts) -> torch.Tensor:
+        """For a line without keywords: which words may follow `u` characters, for every u in 0..hi and
+        every row pattern of `cls_ok` (rows x (hi + 1) x vocab), so that a step is one lookup."""
+        t = self.t
+        u = torch.arange(spec.hi + 1, device=t.chars.device)
+        u2 = u[None, :, None] + t.chars[None, None, :]  # 1 x (hi+1) x V
+        end_ok = cls_ok.index_select(1, t.cls)[:, None, :]  # rows x 1 x V
+        can_end = (u2 >= spec.lo) & end_ok
+        can_go_on = (spec.hi - u2) >= m_row[:, None, None]
+        table = t.word_ok & (u2 <= spec.hi) & (can_end | can_go_on)
+        if starts is not None:
+            table[:, 0] &= starts
+        return table
+
+    def _allowed(self, spec: LineSpec, u, last_cls, prev_space, cls_ok, m_row, kw, kw_len, kw_left, kw_need, starts, ctx,
+                 table=None):
         """Which words each row may write next without breaking a constraint now or later (rows x vocab)."""
         t = self.t
-        u2 = u[:, None] + t.chars[None, :]
-        need_after = kw_need[:, None].expand(-1, len(t.chars))
-        if len(kw):
-            still = torch.zeros_like(u2, dtype=torch.bool)
-            still[:, kw] = kw_left
-            need_after = need_after - torch.where(still, t.chars[None, :], 0)
-        end_cls_ok = cls_ok.index_select(1, t.cls)
-        can_end = (u2 >= spec.lo) & end_cls_ok & (need_after == 0)
-        can_go_on = (spec.hi - u2) >= need_after + m_row[:, None]
-        allowed = t.word_ok[None, :] & (u2 <= spec.hi) & (can_end | can_go_on)
-        if starts is not None:
-            at_start = u == 0
-            allowed[at_start] &= starts
+        if table is not None:
+            allowed = table[torch.arange(len(u), device=u.device) // self._rows_per_pattern, u.clamp(max=spec.hi)]
+        else:
+            u2 = u[:, None] + t.chars[None, :]
+            need_after = kw_need[:, None].expand(-1, len(t.chars))
+            if len(kw):
+                still = torch.zeros_like(u2, dtype=torch.bool)
+                still[:, kw] = kw_left
+                need_after = need_after - torch.where(still, t.chars[None, :], 0)
+            end_cls_ok = cls_ok.index_select(1, t.cls)
+            can_end = (u2 >= spec.lo) & end_cls_ok & (need_after == 0)
+            can_go_on = (spec.hi - u2) >= need_after + m_row[:, None]
+            allowed = t.word_ok[None, :] & (u2 <= spec.hi) & (can_end | can_go_on)
+            if starts is not None:
+                at_start = u == 0
+                allowed[at_start] &= starts
         if t.space >= 0:
             allowed[:, t.space] = (u > 0) & ~prev_space & (spec.hi - u >= kw_need + m_row)
         last_ok = cls_ok.gather(1, last_cls[:, None]).squeeze(1)

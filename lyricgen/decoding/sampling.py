@@ -15,19 +15,38 @@ from lyricgen.decoding.options import DecodingOptions
 from lyricgen.rnnlm import RNNLM
 
 
+def _nucleus_keep(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """The smallest set of likeliest words whose probability reaches `top_p` (bool, same shape as probs)."""
+    if probs.device.type == "cpu":
+        return probs >= torch.from_numpy(_cpu_threshold(probs.numpy(), top_p))[:, None]
+    sorted_p, order = probs.sort(dim=-1, descending=True)
+    keep_sorted = sorted_p.cumsum(dim=-1) - sorted_p < top_p  # words before it have not reached top_p yet
+    return torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, keep_sorted)
+
+
 def _nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     """Mask all but the smallest set of likeliest words whose probability reaches `top_p`."""
-    probs = logits.softmax(dim=-1)
-    if probs.device.type == "cpu":
-        # On the CPU, torch.sort of a few thousand floats costs about as much as the RNN step
-        # (~100 us); numpy's argsort takes a quarter of that.
-        order = torch.from_numpy(np.argsort(-probs.numpy(), axis=-1))
-        sorted_p = probs.gather(-1, order)
-    else:
-        sorted_p, order = probs.sort(dim=-1, descending=True)
-    keep_sorted = sorted_p.cumsum(dim=-1) - sorted_p < top_p  # words before it have not reached top_p yet
-    keep = torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, keep_sorted)
-    return logits.masked_fill(~keep, -math.inf)
+    return logits.masked_fill(~_nucleus_keep(logits.softmax(dim=-1), top_p), -math.inf)
+
+
+def _cpu_threshold(probs: np.ndarray, top_p: float | np.ndarray) -> np.ndarray:
+    """Per row, the probability of the last word the nucleus keeps (words at least as likely are kept);
+    `top_p` may be a column of per-row targets for rows that are not normalised.
+
+    On the CPU, torch.sort of a few thousand floats costs about as much as the RNN step (~100 us); numpy
+    sorts the values (not their indices) faster, and only the largest few when their mass reaches top_p
+    (found by a partition, checked): the nucleus lies inside them.
+    """
+    top = probs
+    for head in (64, 512):
+        if probs.shape[-1] > 2 * head:
+            part = -np.partition(-probs, head, axis=-1)[:, :head]
+            if (part.sum(axis=-1) >= top_p).all():
+                top = part
+                break
+    top = -np.sort(-top, axis=-1)
+    before = (np.cumsum(top, axis=-1) < top_p).sum(axis=-1)  # words whose running mass is below top_p
+    return top[np.arange(len(top)), np.minimum(before, top.shape[-1] - 1)]
 
 
 def pick(logits: torch.Tensor, opts: DecodingOptions, generator: torch.Generator | None) -> torch.Tensor:
@@ -45,6 +64,33 @@ def pick(logits: torch.Tensor, opts: DecodingOptions, generator: torch.Generator
     cdf = logits.softmax(dim=-1).cumsum(dim=-1)
     u = torch.rand(cdf.size(0), 1, generator=generator, device=cdf.device) * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=cdf.size(-1) - 1)
+
+
+def pick_masked(
+    logits: torch.Tensor, allowed: torch.Tensor, opts: DecodingOptions, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`pick` among the `allowed` words only (every row must allow one), and the log of the probability
+    mass, at `opts.temperature`, that the allowed words hold: one pass over the probabilities for both."""
+    e = ((logits - logits.max(dim=-1, keepdim=True).values) * (1 / opts.temperature)).exp_()
+    kept = e * allowed
+    kept_sum = kept.sum(dim=-1)
+    if bool((kept_sum == 0).any()):  # allowed words whose probability underflowed: a uniform choice among them
+        kept = torch.where((kept_sum == 0)[:, None], allowed.to(kept.dtype), kept)
+    log_mass = kept_sum.clamp(min=1e-38).log_() - e.sum(dim=-1).log_()
+    if opts.strategy == "greedy":
+        return kept.argmax(dim=-1), log_mass
+    if opts.top_k > 0:
+        kth = torch.topk(kept, min(opts.top_k, kept.size(-1)), dim=-1).values[:, -1:]
+        kept.masked_fill_(kept < kth, 0.0)
+    if opts.top_p < 1:
+        if kept.device.type == "cpu":  # the nucleus of the unnormalised row: its mass times top_p
+            tau = _cpu_threshold(kept.numpy(), opts.top_p * kept.sum(dim=-1, keepdim=True).numpy())
+            kept.masked_fill_(kept < torch.from_numpy(tau)[:, None], 0.0)
+        else:
+            kept = kept * _nucleus_keep(kept / kept.sum(dim=-1, keepdim=True), opts.top_p)
+    cdf = kept.cumsum(dim=-1)
+    u = torch.rand(cdf.size(0), 1, generator=generator, device=cdf.device) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=cdf.size(-1) - 1), log_mass
 
 
 @torch.inference_mode()
