@@ -15,11 +15,13 @@ step masks the words that would break a constraint *or make it impossible to mee
 Masking alone meets the constraints but reads worse than free sampling (the model is pushed into words
 it did not want). So each line is decoded as `best_of` sampled candidates per sample, all in one batch
 (a line branches into them where the mask first bites, so that the free part is decoded once), and the
-candidate that the mask bent least is kept: the one with the highest product, over its steps,
-of the probability mass the mask left (p(line) / q(line), its importance weight). Keeping the likeliest
-candidate instead (lowest mean NLL) halves perplexity but collapses onto frequent words (distinct-2 0.36
-against 0.69 unconstrained); this keeps both near free sampling (README, "Lyrics with form"). The first
-line of a rhyme group also picks the group's class. Before decoding, `FormPlan` checks that every line can
+candidate that the mask bent least, nudged toward likely lines, is kept: the highest sum of the log
+probability mass the mask left at each step (log p(line) / q(line), its importance weight) and half its
+mean log-likelihood. Keeping the likeliest candidate alone (lowest mean NLL) halves perplexity but
+collapses onto frequent words (distinct-2 0.36 against 0.69 unconstrained); the weight alone keeps free
+sampling's perplexity and variety; together they read a little better than free sampling with nearly its
+variety (README, "Lyrics with form"). The first line of a rhyme group also picks the group's class, and a
+group's later lines end on other words than its earlier ones when the class has enough words. Before decoding, `FormPlan` checks that every line can
 be written at all and refuses, naming the line and the constraint, when it cannot; a line that still
 fails (every candidate blocked, e.g. by `no_copy`) is retried, then refused the same way.
 """
@@ -43,6 +45,8 @@ from lyricgen.rnnlm import RNNLM
 
 BIG = 10_000
 RETRIES = 3  # further tries of a line whose candidates were all blocked
+RICH_CLASS = 20  # a class with this many words has enough for every line of a group to end on a new one
+LIKELIHOOD_WEIGHT = 0.5  # measured against 0, 0.3 and 1 (README, "Lyrics with form")
 BRANCH_MASS = 0.9  # a line branches into best_of candidates where the mask first leaves less than this
 
 
@@ -73,6 +77,9 @@ class WordTables:
         class_min = torch.full((self.none + 1,), BIG, dtype=torch.long, device=device)
         class_min.scatter_reduce_(0, self.cls[ok], self.chars[ok], reduce="amin")
         self.class_min = class_min
+        # words of classes with many words: a rhyme group's later lines are asked not to end on them again
+        sizes = torch.bincount(self.cls[ok], minlength=self.none + 1)
+        self.rich = (sizes[self.cls] >= RICH_CLASS) & (self.cls != self.none)
 
     def class_of(self, token_id: int) -> int:
         return int(self.cls[token_id])
@@ -296,12 +303,17 @@ class FormDecoder:
         seen = torch.zeros(S, V, dtype=torch.bool, device=self.device)
         seen[:, prompt_ids] = True
         out: list[list[int]] = [[] for _ in range(S)]
+        # the words that ended a sample's earlier lines of each rhyme group: a rhyme wants another word
+        ended_on = torch.zeros(S, max(1, len(plan.letters)), V, dtype=torch.bool, device=self.device)
         for i, spec in enumerate(plan.lines):
             start = prompt_line if i == 0 else []
             todo = torch.arange(S, device=self.device)
-            for _attempt in range(1 + RETRIES):
+            for attempt in range(1 + RETRIES):
+                fresh = None  # after a failed try, the ending may repeat an earlier one
+                if spec.group is not None and attempt == 0:
+                    fresh = ended_on[todo, spec.group] & self.t.rich[None, :]
                 lines, rows_hidden, rows_logits, rows_cls, ok = self._line(plan, i, spec, start, todo, hidden, logits,
-                                                                           group_cls, seen)
+                                                                           group_cls, seen, fresh)
                 done = todo[ok]
                 if len(done):
                     _assign(hidden, done, rows_hidden, ok.nonzero().squeeze(1))
@@ -310,6 +322,9 @@ class FormDecoder:
                         if bool(ok[k]):
                             out[s].extend(lines[k])
                             seen[s, lines[k]] = True
+                            words = [w for w in lines[k] if w not in (t.newline, t.space)]
+                            if spec.group is not None and words:
+                                ended_on[s, spec.group, words[-1]] = True
                     if spec.group is not None:
                         unset = group_cls[done, spec.group] < 0
                         group_cls[done[unset], spec.group] = rows_cls[ok][unset]
@@ -326,12 +341,13 @@ class FormDecoder:
         return out
 
     def _line(self, plan: FormPlan, i: int, spec: LineSpec, start: list[int], samples: torch.Tensor, hidden,
-              logits: torch.Tensor, group_cls: torch.Tensor, seen: torch.Tensor):
+              logits: torch.Tensor, group_cls: torch.Tensor, seen: torch.Tensor, fresh: torch.Tensor | None):
         """Decode line i for each sample in `samples`, as `best_of` candidates, and keep each sample's best.
 
         A sample's line starts as one row and branches into `best_of` candidate rows at the first step
         where the mask takes away more than `1 - BRANCH_MASS` of the probability: until then the
         constraints do not bite and the candidates would only repeat free sampling at K times the cost.
+        `fresh` (samples x vocab) marks words this line may not end on (earlier endings of its rhyme group).
         Returns the chosen ids per sample, their hidden states and next-step logits, the class each line
         ended on, and which samples got a line at all.
         """
@@ -360,7 +376,7 @@ class FormDecoder:
         kw = torch.tensor(spec.keywords, dtype=torch.long, device=dev)
         kw_len = t.chars[kw] if len(kw) else torch.zeros(0, dtype=torch.long, device=dev)
         starts = plan.first_words(i) if spec.acrostic else None
-        table = None if len(kw) else self._word_table(spec, cls_ok, m_row, starts)  # one per sample
+        table = None if len(kw) else self._word_table(spec, cls_ok, m_row, starts, fresh)  # one per sample
         self._rows_per_pattern = 1
         # per-row state (rows on dim 0), copied K times when the line branches
         st = {
@@ -371,19 +387,22 @@ class FormDecoder:
             "ctx": ctx, "cls_ok": cls_ok, "m_row": m_row,
             "kw_left": ~seen[samples][:, kw] if len(kw) else torch.zeros(R, 0, dtype=torch.bool, device=dev),
             "log_mass": torch.zeros(R, device=dev),
+            "logp": torch.zeros(R, device=dev),
             "ntok": torch.zeros(R, dtype=torch.long, device=dev),
             "finished": torch.zeros(R, dtype=torch.bool, device=dev),
             "dead": torch.zeros(R, dtype=torch.bool, device=dev),
             "tokens": torch.full((R, 2 * spec.hi + 2), t.newline, dtype=torch.long, device=dev),
             "final_logits": torch.zeros_like(logits[samples]),
             "seen": seen[samples].clone() if opts.repetition_penalty > 1 else None,
+            "no_end": fresh,
+            "last_word": torch.full((R,), words[-1] if words else -1, dtype=torch.long, device=dev),
         }
         final_h = _select(h, torch.arange(R, device=dev))
         for pos in range(st["tokens"].size(1)):
             active = ~st["finished"] & ~st["dead"]
             kw_need = (st["kw_left"] * kw_len).sum(dim=1) if len(kw) else torch.zeros(len(active), dtype=torch.long, device=dev)
             allowed = self._allowed(spec, st["u"], st["last_cls"], st["prev_space"], st["cls_ok"], st["m_row"], kw,
-                                    kw_len, st["kw_left"], kw_need, starts, st["ctx"], table)
+                                    kw_len, st["kw_left"], kw_need, starts, st["ctx"], table, st["no_end"], st["last_word"])
             if self._rows_per_pattern == 1 and K > 1:
                 probs = (st["logits"] / opts.temperature).softmax(dim=1)
                 if bool(((probs * allowed).sum(dim=1) < BRANCH_MASS)[active].any()):
@@ -408,12 +427,15 @@ class FormDecoder:
                 step = torch.where(pen, scaled, step)
             token, mass = pick_masked(step, allowed, opts, self.generator)
             st["log_mass"] += torch.where(active, mass, 0.0)  # the log of the mass the mask left to the sampler
+            logp = st["logits"].log_softmax(dim=1).gather(1, token[:, None]).squeeze(1)  # under the model itself
+            st["logp"] += torch.where(active, logp, 0.0)
             st["ntok"] += active.long()
             st["tokens"][:, pos] = torch.where(active, token, st["tokens"][:, pos])
             is_word = active & (token != t.newline) & (token != t.space)
             st["u"] += torch.where(is_word, t.chars[token], 0)
             st["prev_space"] = torch.where(active, token == t.space, st["prev_space"])
             st["last_cls"] = torch.where(is_word, t.cls[token], st["last_cls"])
+            st["last_word"] = torch.where(is_word, token, st["last_word"])
             if self.n:
                 shifted = torch.cat([st["ctx"][:, 1:], token[:, None]], dim=1)
                 st["ctx"] = torch.where(is_word[:, None], shifted, st["ctx"])
@@ -430,23 +452,29 @@ class FormDecoder:
                 st["final_logits"][rows] = st["logits"][rows]
             st["finished"] |= ended
         good = st["finished"] & ~st["dead"]
-        # Keep the candidate that the constraints bent least: the highest product, over its steps, of the
-        # probability mass the mask left to the sampler (its importance weight p(line) / q(line)). Keeping
-        # the likeliest line instead (lowest mean NLL) reads smoother but collapses onto frequent words.
+        # Keep the candidate that the constraints bent least, nudged toward likely lines: the log of the
+        # probability mass the mask left over its steps (its importance weight p(line) / q(line)) plus
+        # LIKELIHOOD_WEIGHT times its mean log-likelihood. The likeliest line alone (lowest mean NLL)
+        # reads smoother but collapses onto frequent words; the weight alone keeps free sampling's variety.
         per = self._rows_per_pattern
-        best = torch.where(good, st["log_mass"], -math.inf).view(-1, per).argmax(dim=1)
+        crit = st["log_mass"] + LIKELIHOOD_WEIGHT * st["logp"] / st["ntok"].clamp(min=1)
+        best = torch.where(good, crit, -math.inf).view(-1, per).argmax(dim=1)
         chosen_rows = torch.arange(R, device=dev) * per + best
         ok = good[chosen_rows]
         lines = [st["tokens"][r, : int(st["ntok"][r])].tolist() for r in chosen_rows.tolist()]
         return lines, _select(final_h, chosen_rows), st["final_logits"][chosen_rows], st["last_cls"][chosen_rows], ok
 
-    def _word_table(self, spec: LineSpec, cls_ok: torch.Tensor, m_row: torch.Tensor, starts) -> torch.Tensor:
+    def _word_table(self, spec: LineSpec, cls_ok: torch.Tensor, m_row: torch.Tensor, starts,
+                    no_end: torch.Tensor | None) -> torch.Tensor:
         """For a line without keywords: which words may follow `u` characters, for every u in 0..hi and
         every row pattern of `cls_ok` (rows x (hi + 1) x vocab), so that a step is one lookup."""
         t = self.t
         u = torch.arange(spec.hi + 1, device=t.chars.device)
         u2 = u[None, :, None] + t.chars[None, None, :]  # 1 x (hi+1) x V
-        end_ok = cls_ok.index_select(1, t.cls)[:, None, :]  # rows x 1 x V
+        end_ok = cls_ok.index_select(1, t.cls)
+        if no_end is not None:
+            end_ok = end_ok & ~no_end
+        end_ok = end_ok[:, None, :]  # rows x 1 x V
         can_end = (u2 >= spec.lo) & end_ok
         can_go_on = (spec.hi - u2) >= m_row[:, None, None]
         table = t.word_ok & (u2 <= spec.hi) & (can_end | can_go_on)
@@ -455,7 +483,7 @@ class FormDecoder:
         return table
 
     def _allowed(self, spec: LineSpec, u, last_cls, prev_space, cls_ok, m_row, kw, kw_len, kw_left, kw_need, starts, ctx,
-                 table=None):
+                 table=None, no_end=None, last_word=None):
         """Which words each row may write next without breaking a constraint now or later (rows x vocab)."""
         t = self.t
         if table is not None:
@@ -468,6 +496,8 @@ class FormDecoder:
                 still[:, kw] = kw_left
                 need_after = need_after - torch.where(still, t.chars[None, :], 0)
             end_cls_ok = cls_ok.index_select(1, t.cls)
+            if no_end is not None:
+                end_cls_ok &= ~no_end
             can_end = (u2 >= spec.lo) & end_cls_ok & (need_after == 0)
             can_go_on = (spec.hi - u2) >= need_after + m_row[:, None]
             allowed = t.word_ok[None, :] & (u2 <= spec.hi) & (can_end | can_go_on)
@@ -477,6 +507,8 @@ class FormDecoder:
         if t.space >= 0:
             allowed[:, t.space] = (u > 0) & ~prev_space & (spec.hi - u >= kw_need + m_row)
         last_ok = cls_ok.gather(1, last_cls[:, None]).squeeze(1)
+        if no_end is not None:
+            last_ok &= ~no_end.gather(1, last_word.clamp(min=0)[:, None]).squeeze(1)
         allowed[:, t.newline] = (u > 0) & (u >= spec.lo) & last_ok & (kw_need == 0) & ~prev_space
         if self.n:
             full = (ctx >= 0).all(dim=1)
