@@ -128,6 +128,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="alternating timings of each loop")
     parser.add_argument("--gen-tokens", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--ckpt", default=None,
+                        help="measure generation with this trained checkpoint (default: the model trained here)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/train.yaml (after --)")
     args = parser.parse_args()
     logging.getLogger("lightning").setLevel(logging.ERROR)
@@ -174,8 +176,9 @@ def main() -> None:
         ("training FLOP/s (Lightning)", f"{achieved / 1e9:,.2f} GFLOP/s = {100 * achieved / peak:.1f}% of peak"),
     ]
 
-    # Generation with the model just trained (its distributions are peaked like a real model's).
-    gen = LyricsGenerator(model.net.eval(), dm.vocab)
+    # Generation with a trained checkpoint, or the model just trained (its distributions are peaked like a
+    # real model's, but its lines are not yet a real model's: form timings want --ckpt).
+    gen = LyricsGenerator.from_checkpoint(args.ckpt) if args.ckpt else LyricsGenerator(model.net.eval(), dm.vocab)
     gen.generate("星星", seed=0, opts=DecodingOptions(length=50))  # warm-up
     for label, opts in [("generate.py defaults: sample, temperature 1, top_p 0.95", DecodingOptions(top_p=0.95)),
                         ("greedy", DecodingOptions(strategy="greedy"))]:
@@ -206,7 +209,8 @@ def main() -> None:
     print(f"lyricgen benchmark, {datetime.date.today()}, {platform.machine()}, {torch.get_num_threads()} torch threads, "
           f"torch {torch.__version__}, lightning {L.__version__}")
     print(f"model: {m.cell}, emb {m.emb_dim}, hidden {m.hidden_size}, layers {m.num_layers}, vocab {len(dm.vocab)}; "
-          f"batch {cfg.data.batch_size} x seq_len {cfg.data.seq_len}; {args.steps} timed steps after {args.warmup} warm-up\n")
+          f"batch {cfg.data.batch_size} x seq_len {cfg.data.seq_len}; {args.steps} timed steps after {args.warmup} warm-up")
+    print(f"generation with {args.ckpt or 'the model trained above'}\n")
     print("| measure | value |\n| --- | --- |")
     for name, value in rows:
         print(f"| {name} | {value} |")
