@@ -14,8 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from lyricgen.cli import quote_non_ascii, user_errors
-from lyricgen.data.vocab import Vocab
-from lyricgen.checkpoint import load_checkpoint
+from lyricgen.checkpoint import load_checkpoint, read_extras
 from lyricgen.data.ngrams import NgramIndex
 
 log = logging.getLogger("lyricgen.train")
@@ -28,7 +27,7 @@ def train(cfg: DictConfig) -> dict:
         L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     if cfg.get("ckpt_path"):  # resuming: the vocabulary comes from the checkpoint (and must fit the data)
-        datamodule.vocab = Vocab.from_dict(load_checkpoint(cfg.ckpt_path)["lyricgen"]["vocab"])
+        datamodule.vocab = read_extras(load_checkpoint(cfg.ckpt_path))[0]
     datamodule.prepare_data()
     datamodule.setup("fit")  # the vocabulary size is needed to build the model
     vocab = datamodule.vocab
