@@ -8,7 +8,6 @@ import torch
 from lyricgen.data.ngrams import NgramIndex
 from lyricgen.data.tokenizer import NEWLINE, Tokenizer
 from lyricgen.data.vocab import Vocab
-from lyricgen.decoding import DecodingOptions
 from lyricgen.decoding.form import count_chars
 from lyricgen.decoding.rhyme import rhyme_class
 from lyricgen.errors import LyricgenError

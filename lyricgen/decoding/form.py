@@ -353,7 +353,7 @@ class FormDecoder:
         """
         t, opts, dev = self.t, self.opts, self.device
         K = 1 if opts.strategy == "greedy" else opts.best_of
-        R, V = len(samples), logits.size(1)
+        R = len(samples)
         h = _select(hidden, samples)
         words = [w for w in start if w != t.space]
         ctx_len = max(self.n - 1, 1)
