@@ -1,6 +1,7 @@
 """Evaluate a checkpoint: python scripts/evaluate.py [ckpt_path=PATH] [num_samples=100 temperature=0.8 ...]
 
-Prints a table: validation perplexity on the protocol split, novelty, distinct-1/2, repeated-line rate.
+Prints a table: val and test loss, perplexity and bpc on the protocol v2 split, each split's <unk> share,
+novelty, distinct-1/2, repeated-line rate.
 """
 
 import sys
