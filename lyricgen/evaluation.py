@@ -1,5 +1,5 @@
-"""Evaluate a checkpoint: validation perplexity on the protocol split, lyric and form measures of samples,
-and the same measures of the held-out corpus as a reference."""
+"""Evaluate a checkpoint: validation and test perplexity and bpc on the protocol split, lyric and form
+measures of samples, and the same measures of the held-out lyrics as a reference."""
 
 from __future__ import annotations
 
@@ -66,8 +66,9 @@ def evaluate_checkpoint(
     ckpt_path: str, datamodule: LyricsDataModule, opts: DecodingOptions, start_word: str = "", seed: int = 0,
     accelerator: str = "auto",
 ) -> dict[str, float]:
-    """`val/ppl` of the checkpoint on the datamodule's validation split, the measures of its samples, and
-    the same measures of the held-out corpus under the keys `corpus/<measure>`."""
+    """`val/*` and `test/*` (loss, ppl, bpc) of the checkpoint on the protocol splits, the `<unk>` share of
+    each, the measures of its samples, and the same measures of the held-out (validation) lyrics under the
+    keys `corpus/<measure>`."""
     opts.check()
     generator = LyricsGenerator.from_checkpoint(ckpt_path)  # also checks that it is a lyricgen checkpoint
     datamodule.prepare_data()
@@ -83,8 +84,43 @@ def evaluate_checkpoint(
         enable_progress_bar=False, enable_model_summary=False,
     )
     (scores,) = trainer.validate(model, datamodule=datamodule, verbose=False)
-    result = {"val/ppl": float(scores["val/ppl"]), "val/loss": float(scores["val/loss"])}
+    if datamodule.test_fraction > 0:
+        (test_scores,) = trainer.test(model, datamodule=datamodule, verbose=False)
+        scores.update(test_scores)
+    result = {k: float(scores[k]) for k in ("val/loss", "val/ppl", "val/bpc", "test/loss", "test/ppl", "test/bpc")
+              if k in scores}
+    result.update({f"{stage}/unk share": share for stage, share in datamodule.unk_share.items()})
     generator.net.to(model.device)
     result.update(sample_metrics(generator, training_lines(datamodule), opts, start_word, seed))
     result.update({f"{CORPUS}/{k}": v for k, v in corpus_measures(generator, datamodule, opts).items()})
     return result
+
+
+def test_best_checkpoint(trainer: L.Trainer, model: LyricsLM, datamodule: LyricsDataModule) -> dict[str, float]:
+    """After `fit`: the test split scored once, with the checkpoint that was best on `val` (protocol v2).
+
+    Returns test_loss, test_ppl, test_bpc, the best checkpoint's val_bpc and each split's `<unk>` share.
+    """
+    if getattr(datamodule, "test_fraction", 0) == 0:
+        return {}
+    ckpt = trainer.checkpoint_callback
+    best = bool(ckpt is not None and ckpt.best_model_path)
+    (scores,) = trainer.test(model, datamodule=datamodule, ckpt_path="best" if best else None, verbose=False)
+    result = {k.replace("/", "_"): float(v) for k, v in scores.items() if k.startswith("test/")}
+    if best and "val" in datamodule.chars_per_token:
+        result["best_val_bpc"] = math.log2(float(ckpt.best_model_score)) / datamodule.chars_per_token["val"]
+    result.update({f"unk_share_{stage}": share for stage, share in datamodule.unk_share.items()})
+    return result
+
+
+HPARAM_METRICS = ("best_val_ppl", "best_val_bpc", "test_ppl", "test_bpc", "unk_share_test",
+                  "novelty", "distinct-1", "distinct-2", "repeated-line rate", "rhyme rate", "sample ppl")
+
+
+def log_hparams_summary(loggers: list, params: dict, result: dict) -> None:
+    """Hand each logger the run's hyperparameters with its final figures, so that TensorBoard's HParams
+    tab has one row per run. The figures go under `hp/` (e.g. `hp/test_ppl`), beside the curves."""
+    metrics = {f"hp/{k.replace(' ', '_').replace('-', '_')}": float(result[k]) for k in HPARAM_METRICS if k in result}
+    for logger in loggers:
+        logger.log_hyperparams(params, metrics)
+        logger.save()

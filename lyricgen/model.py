@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import lightning as L
 import torch
 import torch.nn.functional as F
@@ -36,6 +38,11 @@ class LyricsLM(L.LightningModule):
         emb_dropout: float = 0.0,
         tie_weights: bool = False,
         nonlinearity: str = "tanh",
+        locked_dropout: bool = False,
+        word_dropout: float = 0.0,
+        weight_drop: float = 0.0,
+        ar: float = 0.0,
+        tar: float = 0.0,
         optimizer: str = "adamw",
         lr: float = 2e-3,
         weight_decay: float = 0.0,
@@ -50,10 +57,15 @@ class LyricsLM(L.LightningModule):
             raise LyricgenError(f"model.optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
         if scheduler not in SCHEDULERS:
             raise LyricgenError(f"model.scheduler must be one of {list(SCHEDULERS)}, got {scheduler!r}")
+        if ar < 0 or tar < 0:
+            raise LyricgenError(f"model.ar and model.tar must be >= 0, got {ar} and {tar}")
         if lr <= 0 or weight_decay < 0:
             raise LyricgenError(f"model.lr must be > 0 and model.weight_decay >= 0, got {lr} and {weight_decay}")
         self.save_hyperparameters(ignore=["vocab", "tokenizer", "ngrams"])
-        self.net = RNNLM(vocab_size, cell, emb_dim, hidden_size, num_layers, dropout, emb_dropout, tie_weights, nonlinearity)
+        self.net = RNNLM(
+            vocab_size, cell, emb_dim, hidden_size, num_layers, dropout, emb_dropout, tie_weights, nonlinearity,
+            locked_dropout, word_dropout, weight_drop,
+        )
         self.vocab = vocab
         self.tokenizer_settings = dict(tokenizer or {})  # a plain dict: checkpoints load with weights_only
         self.ngrams = ngrams
@@ -73,7 +85,7 @@ class LyricsLM(L.LightningModule):
         carry = stage == "train" and self.hparams.stateful
         if carry and self._carried is not None:
             hidden = self._carried
-        logits, hidden = self.net(x, hidden)
+        logits, hidden, (raw, dropped) = self.net(x, hidden, return_outputs=True)
         if carry:
             self._carried = detach_hidden(hidden)
         # Sum over tokens, then divide by the number of real (unpadded) targets: a token average.
@@ -81,9 +93,21 @@ class LyricsLM(L.LightningModule):
         loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=IGNORE_INDEX, reduction="sum") / n_tokens
         if stage == "train":
             self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=x.size(0))
+            return loss + self.activation_penalty(raw, dropped)
         else:
             getattr(self, f"{stage}_loss").update(loss, weight=n_tokens)
         return loss
+
+    def activation_penalty(self, raw: torch.Tensor, dropped: torch.Tensor) -> torch.Tensor:
+        """AWD-LSTM's AR (ar * mean square of the dropped last-layer outputs) plus TAR (tar * mean square
+        of the change of the raw outputs from one step to the next); zero when both are 0."""
+        hp = self.hparams
+        penalty = raw.new_zeros(())
+        if hp.ar:
+            penalty = penalty + hp.ar * dropped.pow(2).mean()
+        if hp.tar and raw.size(1) > 1:
+            penalty = penalty + hp.tar * (raw[:, 1:] - raw[:, :-1]).pow(2).mean()
+        return penalty
 
     def training_step(self, batch, batch_idx):
         return self._shared_step(batch, "train")
@@ -103,6 +127,10 @@ class LyricsLM(L.LightningModule):
         # compute() already reduced over processes; sync_dist only averages equal values (and is the DDP idiom)
         self.log(f"{stage}/loss", loss, sync_dist=True)
         self.log(f"{stage}/ppl", torch.exp(loss), prog_bar=True, sync_dist=True)
+        # bits per character: the datamodule knows how many characters each predicted token stands for
+        chars_per_token = getattr(getattr(self.trainer, "datamodule", None), "chars_per_token", {}).get(stage)
+        if chars_per_token:
+            self.log(f"{stage}/bpc", loss / math.log(2) / chars_per_token, sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")

@@ -1,8 +1,9 @@
 """Evaluate a checkpoint: python scripts/evaluate.py [ckpt_path=PATH] [num_samples=100 temperature=0.8 rhyme=AABB ...]
 
-Prints a table: validation perplexity on the protocol split; for the samples and, as the reference, for
-the held-out corpus: novelty, distinct-1/2, repeated-line rate, rhyme rate, the form measures asked for
-(scheme, line-length and acrostic accuracy), copy rate and the perplexity of the text under the model.
+Prints a table: val and test loss, perplexity and bpc on the protocol v2 split, each split's <unk> share;
+for the samples and, as the reference, for the held-out (validation) lyrics: novelty, distinct-1/2,
+repeated-line rate, rhyme rate, the form measures asked for (scheme, line-length and acrostic accuracy),
+copy rate and the perplexity of the text under the model.
 """
 
 import sys

@@ -11,11 +11,12 @@ from pathlib import Path
 import hydra
 import lightning as L
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from lyricgen.cli import quote_non_ascii, user_errors
 from lyricgen.checkpoint import load_checkpoint, read_extras
 from lyricgen.data.ngrams import NgramIndex
+from lyricgen.evaluation import log_hparams_summary, test_best_checkpoint
 
 log = logging.getLogger("lyricgen.train")
 
@@ -40,6 +41,7 @@ def train(cfg: DictConfig) -> dict:
     if trainer.is_global_zero:
         vocab.save(Path(cfg.paths.output_dir) / "vocab.json")
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    tested = test_best_checkpoint(trainer, model, datamodule)  # protocol v2: test once, best-by-val weights
     result = {
         "model": model.hparams.cell, "params": sum(p.numel() for p in model.parameters()),
         "epochs": trainer.current_epoch, "global_step": trainer.global_step, "wall_s": round(time.perf_counter() - start, 1),
@@ -49,10 +51,16 @@ def train(cfg: DictConfig) -> dict:
         result.update(best_ckpt=ckpt.best_model_path, best_val_ppl=float(ckpt.best_model_score))
     for cb in callbacks:
         result.update(getattr(cb, "metrics", {}))  # LyricsMetrics: novelty, distinct-n, ...
+    result.update(tested)
+    params = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k in ("seed", "model", "data", "trainer")}
+    log_hparams_summary(trainer.loggers, params, result)  # one row per run in TensorBoard's HParams tab
     if trainer.is_global_zero:
         (Path(cfg.paths.output_dir) / "results.json").write_text(json.dumps(result, indent=2))
         if "best_ckpt" in result:
             log.info("Best checkpoint: %s (val/ppl %.2f)", result["best_ckpt"], result["best_val_ppl"])
+        if "test_ppl" in result:
+            log.info("Test (best checkpoint): ppl %.2f, bpc %.3f, <unk> share %.3f",
+                     result["test_ppl"], result.get("test_bpc", float("nan")), result.get("unk_share_test", float("nan")))
         log.info("Run directory: %s (%.0f s)", cfg.paths.output_dir, result["wall_s"])
     return result
 

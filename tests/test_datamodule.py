@@ -1,8 +1,13 @@
-import pytest
+import math
 
-from lyricgen.data.datamodule import LyricsDataModule
+import lightning as L
+import pytest
+import torch
+
+from lyricgen.data.datamodule import LyricsDataModule, characters
 from lyricgen.data.tokenizer import NEWLINE
 from lyricgen.errors import LyricgenError
+from lyricgen.model import LyricsLM
 
 
 def make(path, tmp_path, **kw):
@@ -13,25 +18,58 @@ def make(path, tmp_path, **kw):
     return dm
 
 
-def test_validation_is_the_last_lines_and_vocab_comes_from_training(tmp_path):
-    lines = [f"第{i}行 歌词" for i in range(18)] + ["最后 的 秘密", "只在 验证 里"]
+def test_protocol_v2_test_is_the_last_lines_val_the_block_before(tmp_path):
+    lines = [f"第{i}行 歌词" for i in range(16)] + ["验证 的 秘密", "只在 验证 里", "最后 的 考试", "只在 测试 里"]
     path = tmp_path / "c.txt"
     path.write_text("\n".join(lines), encoding="utf-8")
-    dm = make(path, tmp_path, val_fraction=0.1)
-    val_text = "".join(dm.val_tokens).split(NEWLINE)
-    assert val_text[:-1] == ["最后 的 秘密", "只在 验证 里"]  # the last 10% of the lines, in order
-    assert "".join(dm.train_tokens).split(NEWLINE)[:-1] == lines[:18]
-    assert "秘密" not in dm.vocab and "秘密" in dm.val_tokens  # validation words are not in the vocab
+    dm = make(path, tmp_path, val_fraction=0.1, test_fraction=0.1)
+    text = {name: "".join(getattr(dm, f"{name}_tokens")).split(NEWLINE)[:-1] for name in ("train", "val", "test")}
+    assert text["test"] == ["最后 的 考试", "只在 测试 里"]  # the last 10% of the lines, in order
+    assert text["val"] == ["验证 的 秘密", "只在 验证 里"]  # the 10% before it
+    assert text["train"] == lines[:16]  # the rest; together the corpus, once, in order
+    # the vocabulary comes from the training split only: held-out words are <unk>
+    assert "秘密" not in dm.vocab and "考试" not in dm.vocab and "歌词" in dm.vocab
+    assert dm.unk_share["test"] > 0 and dm.unk_share["val"] > 0
 
 
 def test_folder_corpus_splits_by_whole_songs(tmp_path):
     for i in range(10):
         (tmp_path / f"song{i}.txt").write_text("\n".join(f"歌{i} 第{j}句" for j in range(6)), encoding="utf-8")
-    dm = make(tmp_path, tmp_path, val_fraction=0.25)
-    val_lines = "".join(dm.val_tokens).split(NEWLINE)[:-1]
-    train_lines = "".join(dm.train_tokens).split(NEWLINE)[:-1]
-    assert {line.split()[0] for line in val_lines} == {"歌7", "歌8", "歌9"}  # whole songs from the end
-    assert not {line.split()[0] for line in train_lines} & {"歌7", "歌8", "歌9"}
+    dm = make(tmp_path, tmp_path, val_fraction=0.2, test_fraction=0.2)
+    songs = {name: [line.split()[0] for line in "".join(getattr(dm, f"{name}_tokens")).split(NEWLINE)[:-1]]
+             for name in ("train", "val", "test")}
+    assert set(songs["test"]) == {"歌8", "歌9"}  # whole songs from the end
+    assert set(songs["val"]) == {"歌6", "歌7"}  # whole songs before them
+    assert set(songs["train"]) == {f"歌{i}" for i in range(6)}
+    assert len(songs["train"]) + len(songs["val"]) + len(songs["test"]) == 60  # no line lost or shared
+
+
+def test_chars_per_token_counts_spaces_and_line_breaks(tmp_path):
+    lines = [f"第{i}行 歌词" for i in range(18)] + ["天空 很蓝", "我 爱 你"]
+    path = tmp_path / "c.txt"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    dm = make(path, tmp_path, val_fraction=0.05, test_fraction=0.05, seq_len=3)
+    assert dm.test_tokens == ["我", " ", "爱", " ", "你", "\n"]
+    assert characters(dm.test_tokens) == 6  # each space and the line break count one character
+    # the first token is never a target: 5 predicted tokens stand for 5 characters (" 爱 你\n")
+    assert dm.chars_per_token["test"] == pytest.approx(5 / 5)
+
+
+def test_bpc_is_the_summed_nll_in_bits_over_the_characters(tmp_path):
+    """A uniform model over V words costs log2(V) bits per predicted token: bpc = that x tokens / chars."""
+    lines = [f"第{i}行 歌词" for i in range(18)] + ["天空 很蓝", "我 爱 你"]
+    path = tmp_path / "c.txt"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    dm = make(path, tmp_path, val_fraction=0.05, test_fraction=0.05, seq_len=3)
+    model = LyricsLM(vocab_size=len(dm.vocab), emb_dim=8, hidden_size=8)
+    torch.nn.init.zeros_(model.net.head.weight)
+    torch.nn.init.zeros_(model.net.head.bias)  # logits all 0: every word has probability 1/V
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    (scores,) = trainer.test(model, datamodule=dm, verbose=False)
+    v = len(dm.vocab)
+    # test text "我 爱 你\n": targets " ", "爱", " ", "你", "\n" = 5 tokens, 5 characters
+    assert scores["test/bpc"] == pytest.approx(5 * math.log2(v) / 5, rel=1e-5)
+    assert scores["test/ppl"] == pytest.approx(v, rel=1e-4)
 
 
 def test_batches_have_the_configured_shape(tmp_path, tiny_corpus):
@@ -48,6 +86,8 @@ def test_batches_have_the_configured_shape(tmp_path, tiny_corpus):
         ({"min_freq": 0}, "min_freq"),
         ({"val_fraction": 1.0}, "val_fraction"),
         ({"val_fraction": 0}, "val_fraction"),
+        ({"test_fraction": -0.1}, "test_fraction"),
+        ({"val_fraction": 0.5, "test_fraction": 0.5}, "val_fraction \\+ data.test_fraction"),
     ],
 )
 def test_out_of_range_settings_are_refused(tmp_path, tiny_corpus, kw, message):

@@ -3,7 +3,7 @@ import torch
 
 from lyricgen.errors import LyricgenError
 from lyricgen.model import LyricsLM
-from lyricgen.rnnlm import RNNLM
+from lyricgen.rnnlm import RNNLM, locked_dropout, word_dropout
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
@@ -61,3 +61,72 @@ def test_stateful_training_carries_the_hidden_state_across_batches():
     torch.testing.assert_close(module._carried, expected.detach())
     module.on_train_epoch_start()
     assert module._carried is None  # each epoch starts from zero
+
+
+def test_locked_dropout_uses_one_mask_per_sequence():
+    x = torch.ones(4, 30, 16)
+    out = locked_dropout(x, 0.5, training=True)
+    assert (out == out[:, :1]).all()  # the same mask at every time step
+    assert (out == 0).any() and set(out.unique().tolist()) <= {0.0, 2.0}  # dropped or rescaled by 1/(1-p)
+    assert not (out[0] == out[1]).all()  # but another mask for another sequence
+    assert locked_dropout(x, 0.5, training=False) is x
+
+
+def test_locked_dropout_in_the_network_between_layers():
+    torch.manual_seed(0)
+    net = RNNLM(vocab_size=30, cell="lstm", emb_dim=8, hidden_size=8, num_layers=2, dropout=0.5, locked_dropout=True)
+    seen = []
+    net.rnn[1].register_forward_pre_hook(lambda m, args: seen.append(args[0].detach()))
+    net.train()
+    net(torch.randint(0, 30, (3, 6)))
+    dropped = seen[0] == 0
+    assert dropped.any() and (dropped == dropped[:, :1]).all()  # the second layer's input: one mask per sequence
+    net.eval()
+    full, _ = net(torch.randint(0, 30, (3, 6)))
+    assert full.shape == (3, 6, 30)
+
+
+def test_word_dropout_drops_whole_word_types():
+    w = torch.ones(100, 8)
+    out = word_dropout(w, 0.3, training=True)
+    rows_zero, rows_kept = (out == 0).all(1), (out == 1 / 0.7).all(1)
+    assert rows_zero.any() and (rows_zero | rows_kept).all()  # a word is dropped everywhere or nowhere
+    assert word_dropout(w, 0.3, training=False) is w
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_weight_drop_zeroes_recurrent_weights_in_training_only(cell):
+    torch.manual_seed(0)
+    net = RNNLM(vocab_size=30, cell=cell, emb_dim=8, hidden_size=16, weight_drop=0.5)
+    saved = net.rnn.weight_hh_l0.detach().clone()
+    seen = []
+    net.rnn.register_forward_pre_hook(lambda m, args: seen.append(m.weight_hh_l0.detach().clone()))
+    tokens = torch.randint(0, 30, (2, 5))
+    net.train()
+    logits, _ = net(tokens)
+    zero_share = (seen[-1] == 0).float().mean().item()
+    assert 0.35 < zero_share < 0.65  # DropConnect: about half the hidden-to-hidden weights are 0
+    kept = seen[-1] != 0
+    torch.testing.assert_close(seen[-1][kept], saved[kept] * 2)  # the rest rescaled by 1/(1-p)
+    assert (net.rnn.weight_ih_l0 != 0).all()  # input weights untouched
+    logits.sum().backward()
+    assert net.rnn.weight_hh_l0.grad is not None  # the real parameter still learns
+    torch.testing.assert_close(net.rnn.weight_hh_l0.detach(), saved)  # and was never overwritten
+    net.eval()
+    net(tokens)
+    torch.testing.assert_close(seen[-1], saved)  # eval: the full weights
+
+
+def test_ar_and_tar_add_the_expected_term():
+    module = LyricsLM(vocab_size=20, emb_dim=8, hidden_size=8, dropout=0.0, emb_dropout=0.0, ar=2.0, tar=0.5)
+    raw = torch.tensor([[[1.0], [3.0], [3.0]]])
+    dropped = torch.tensor([[[2.0], [0.0], [2.0]]])
+    # AR: 2 * mean(4, 0, 4) = 16/3; TAR: 0.5 * mean((3-1)^2, (3-3)^2) = 1
+    assert module.activation_penalty(raw, dropped).item() == pytest.approx(16 / 3 + 1)
+    # and the training loss is the cross-entropy plus that penalty of the network's own outputs
+    plain = LyricsLM(vocab_size=20, emb_dim=8, hidden_size=8, dropout=0.0, emb_dropout=0.0)
+    plain.load_state_dict(module.state_dict())
+    x = torch.randint(0, 20, (2, 6))
+    _, _, (out, out_dropped) = module.net(x, return_outputs=True)
+    expected = 2.0 * out_dropped.pow(2).mean() + 0.5 * (out[:, 1:] - out[:, :-1]).pow(2).mean()
+    torch.testing.assert_close(module.training_step((x, x), 0) - plain.training_step((x, x), 0), expected)

@@ -145,7 +145,7 @@ def test_ctrl_c_leaves_a_last_checkpoint_that_generates_and_resumes(tmp_path, ti
 
 def test_resume_refuses_a_checkpoint_of_other_data(tmp_path, trained_run):
     other = tmp_path / "other.txt"
-    other.write_text("\n".join(["完全不同的歌词", "另外一首歌"] * 40), encoding="utf-8")
+    other.write_text("\n".join(["完全不同的歌词", "另外一首歌"] * 50), encoding="utf-8")
     result = run_script("train", *tiny_overrides(other, tmp_path), f"hydra.run.dir={tmp_path / 'run'}",
                         f"ckpt_path={best_checkpoint(trained_run)}")
     assert_user_error(result, "vocabulary of the checkpoint", "does not match this data")

@@ -1,10 +1,13 @@
 """End to end through the real Hydra entry point, on the tiny corpus."""
 
+import json
+import math
 from pathlib import Path
 
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
 
 from lyricgen.data.ngrams import NgramIndex
 from lyricgen.data.vocab import Vocab
@@ -12,9 +15,14 @@ from tests.conftest import run_script, tiny_overrides
 
 
 def scalars(run_dir: Path) -> EventAccumulator:
-    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0, "tensors": 0})
+    (version,) = (run_dir / "tensorboard").iterdir()  # one version directory per run, named for the run list
+    acc = EventAccumulator(str(version), size_guidance={"scalars": 0, "tensors": 0})
     acc.Reload()
     return acc
+
+
+def hparams_plugin_data(acc: EventAccumulator, tag: str) -> plugin_data_pb2.HParamsPluginData:
+    return plugin_data_pb2.HParamsPluginData.FromString(acc.SummaryMetadata(tag).plugin_data.content)
 
 
 def test_training_drops_the_loss_and_writes_a_checkpoint_with_vocabulary(tmp_path, tiny_corpus):
@@ -42,6 +50,31 @@ def test_training_drops_the_loss_and_writes_a_checkpoint_with_vocabulary(tmp_pat
     ngrams = NgramIndex.from_dict(ckpt["lyricgen"]["ngrams"])  # for no_copy: the training split's word runs
     assert ngrams.max_n == 8 and ngrams.contains(vocab.encode(["星星", "在", "天上"]))
     assert (run_dir / ".hydra" / "config.yaml").is_file()
+
+    # protocol v2: the test split is scored once, with the best-by-val checkpoint, and reported
+    results = json.loads((run_dir / "results.json").read_text())
+    for key in ("test_loss", "test_ppl", "test_bpc", "best_val_bpc", "unk_share_test", "unk_share_val"):
+        assert key in results, key
+    assert results["test_ppl"] == pytest.approx(math.exp(results["test_loss"]), rel=1e-4)
+    assert 0 < results["test_bpc"] < results["test_loss"] / math.log(2)  # every token is at least one character
+    assert [e.value for e in events.Scalars("test/ppl")] == [pytest.approx(results["test_ppl"], rel=1e-5)]
+    assert "test/bpc" in events.Tags()["scalars"] and "val/bpc" in events.Tags()["scalars"]
+    assert "Test (best checkpoint): ppl" in result.stdout + result.stderr
+
+
+def test_hparams_summary_carries_the_run_figures(trained_run):
+    acc = scalars(trained_run)
+    results = json.loads((trained_run / "results.json").read_text())
+    experiment = hparams_plugin_data(acc, "_hparams_/experiment").experiment
+    metric_tags = {m.name.tag for m in experiment.metric_infos}
+    assert {"hp/best_val_ppl", "hp/test_ppl", "hp/test_bpc", "hp/novelty", "hp/distinct_2"} <= metric_tags
+    start = hparams_plugin_data(acc, "_hparams_/session_start_info").session_start_info
+    assert start.hparams["model/cell"].string_value == "rnn"
+    assert start.hparams["data/seq_len"].number_value == 32 and "seed" in start.hparams
+    (test_ppl,) = acc.Scalars("hp/test_ppl")  # the metric values the HParams table shows
+    assert test_ppl.value == pytest.approx(results["test_ppl"], rel=1e-5)
+    assert acc.Scalars("hp/best_val_ppl")[0].value == pytest.approx(results["best_val_ppl"], rel=1e-5)
+    assert (trained_run / "tensorboard").iterdir().__next__().name.startswith("rnn_")  # a name in the run list
 
 
 @pytest.mark.parametrize("trainer", ["default", "cpu"])

@@ -17,22 +17,39 @@ from lyricgen.errors import LyricgenError
 log = logging.getLogger(__name__)
 
 
-def split_songs(songs: list[list[list[str]]], val_fraction: float) -> tuple[list, list]:
-    """Validation = the last `val_fraction` of the lines, as one contiguous block at the end.
-
-    One song (a single file): its last lines. Several songs (a folder): whole songs from the end, so
-    that no song is split between training and validation.
-    """
+def _take_from_end(songs: list[list[list[str]]], fraction: float, total: int) -> tuple[list, list]:
+    """(rest, held out): the last `fraction` of `total` lines; whole songs when there are several."""
     if len(songs) == 1:
         lines = songs[0]
-        n_val = max(1, round(len(lines) * val_fraction))
-        return [lines[:-n_val]], [lines[-n_val:]]
+        n = max(1, round(total * fraction))
+        return [lines[:-n]], [lines[-n:]]
+    n_songs, n = 0, 0
+    while n < total * fraction and n_songs < len(songs) - 1:
+        n_songs += 1
+        n += len(songs[-n_songs])
+    return songs[:-n_songs], songs[-n_songs:]
+
+
+def split_songs(
+    songs: list[list[list[str]]], val_fraction: float, test_fraction: float = 0.0
+) -> tuple[list, list, list]:
+    """Protocol v2: test = the last `test_fraction` of the lines, val = the `val_fraction` before it,
+    train = the rest, each one contiguous block in corpus order.
+
+    One song (a single file): blocks of lines. Several songs (a folder): whole songs from the end, so
+    that no song is split between two splits. `test_fraction=0` gives an empty test split.
+    """
     total = sum(len(s) for s in songs)
-    n_val_songs, n_val = 0, 0
-    while n_val < total * val_fraction and n_val_songs < len(songs) - 1:
-        n_val_songs += 1
-        n_val += len(songs[-n_val_songs])
-    return songs[:-n_val_songs], songs[-n_val_songs:]
+    test: list = []
+    if test_fraction > 0:
+        songs, test = _take_from_end(songs, test_fraction, total)
+    train, val = _take_from_end(songs, val_fraction, total)
+    return train, val, test
+
+
+def characters(tokens: list[str]) -> int:
+    """Characters of the text the tokens stand for (a line break and a space token count one each)."""
+    return sum(len(tok) for tok in tokens)
 
 
 def stream(songs: list[list[list[str]]]) -> list[str]:
@@ -50,7 +67,8 @@ class LyricsDataModule(L.LightningDataModule):
         encoding: text encoding of the corpus.
         cache_dir: where the tokenised corpus is cached (None: no cache).
         seq_len, batch_size: shape of the training batches.
-        val_fraction: share of the lines (from the end) held out for validation.
+        val_fraction: share of the lines held out for validation (the block before the test split).
+        test_fraction: share of the lines (from the end) held out for the final test.
         min_freq: words seen fewer times in the training split become `<unk>`.
         stateful: lay the training stream out as `batch_size` parallel streams for truncated BPTT.
         hmm: jieba's HMM for words that are not in its dictionary.
@@ -67,6 +85,7 @@ class LyricsDataModule(L.LightningDataModule):
         seq_len: int = 35,
         batch_size: int = 32,
         val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
         min_freq: int = 2,
         num_workers: int = 0,
         stateful: bool = False,
@@ -78,6 +97,10 @@ class LyricsDataModule(L.LightningDataModule):
             (batch_size >= 1, f"data.batch_size must be at least 1, got {batch_size}"),
             (min_freq >= 1, f"data.min_freq must be at least 1, got {min_freq}"),
             (0 < val_fraction < 1, f"data.val_fraction must be between 0 and 1 (exclusive), got {val_fraction}"),
+            (0 <= test_fraction < 1, f"data.test_fraction must be in [0, 1), got {test_fraction}"),
+            (val_fraction + test_fraction < 1,
+             f"data.val_fraction + data.test_fraction must be below 1 to leave lines for training, "
+             f"got {val_fraction} + {test_fraction}"),
             (num_workers >= 0, f"data.num_workers must be 0 or more, got {num_workers}"),
         ]
         for ok, message in checks:
@@ -86,11 +109,15 @@ class LyricsDataModule(L.LightningDataModule):
         self.path, self.url, self.sha256, self.member = path, url, sha256, member
         self.encoding, self.cache_dir = encoding, cache_dir
         self.seq_len, self.batch_size, self.val_fraction = seq_len, batch_size, val_fraction
+        self.test_fraction = test_fraction
         self.min_freq, self.num_workers, self.stateful = min_freq, num_workers, stateful
         self.tokenizer = Tokenizer(hmm=hmm)
         self.vocab: Vocab | None = None  # set it before setup() to reuse a checkpoint's vocabulary
         self.train_tokens: list[str] = []
         self.val_tokens: list[str] = []
+        self.test_tokens: list[str] = []
+        self.chars_per_token: dict[str, float] = {}  # per split: characters / predicted tokens (for bpc)
+        self.unk_share: dict[str, float] = {}  # per split: share of its tokens that are <unk>
 
     def _tokenized_songs(self) -> list[list[list[str]]]:
         songs, digest = read_songs(self.path, self.encoding, self.member)
@@ -107,13 +134,16 @@ class LyricsDataModule(L.LightningDataModule):
             return  # already set up (the training function sets up before the trainer does)
         if self.url:
             ensure_file(self.path, self.url, self.sha256)
-        train_songs, val_songs = split_songs(self._tokenized_songs(), self.val_fraction)
-        self.train_tokens, self.val_tokens = stream(train_songs), stream(val_songs)
+        train_songs, val_songs, test_songs = split_songs(self._tokenized_songs(), self.val_fraction, self.test_fraction)
+        self.train_tokens, self.val_tokens, self.test_tokens = stream(train_songs), stream(val_songs), stream(test_songs)
         need = self.seq_len + 1
-        if len(self.train_tokens) < need or len(self.val_tokens) < need:
+        sizes = {"training": len(self.train_tokens), "validation": len(self.val_tokens)}
+        if self.test_fraction > 0:
+            sizes["test"] = len(self.test_tokens)
+        if min(sizes.values()) < need:
             raise LyricgenError(
-                f"corpus {self.path} is too short: {len(self.train_tokens) + len(self.val_tokens)} tokens "
-                f"({len(self.train_tokens)} for training, {len(self.val_tokens)} for validation), but each split "
+                f"corpus {self.path} is too short: {sum(sizes.values())} tokens "
+                f"({', '.join(f'{n} for {name}' for name, n in sizes.items())}), but each split "
                 f"needs at least data.seq_len + 1 = {need}; give more text or lower data.seq_len"
             )
         built = Vocab.build(self.train_tokens, self.min_freq)
@@ -126,9 +156,18 @@ class LyricsDataModule(L.LightningDataModule):
         self.vocab = self.vocab or built
         self.train_ids = torch.tensor(self.vocab.encode(self.train_tokens), dtype=torch.long)
         self.val_ids = torch.tensor(self.vocab.encode(self.val_tokens), dtype=torch.long)
+        self.test_ids = torch.tensor(self.vocab.encode(self.test_tokens), dtype=torch.long)
+        unk = self.vocab.unk_id
+        for stage, tokens, ids in (("val", self.val_tokens, self.val_ids), ("test", self.test_tokens, self.test_ids)):
+            if len(tokens) > 1:
+                # the first token is never a target: the figures are over tokens[1:]
+                self.chars_per_token[stage] = characters(tokens[1:]) / (len(tokens) - 1)
+                self.unk_share[stage] = float((ids[1:] == unk).float().mean())
         log.info(
-            "Corpus: %d training tokens, %d validation tokens, vocabulary of %d (min_freq=%d)",
-            len(self.train_ids), len(self.val_ids), len(self.vocab), self.min_freq,
+            "Corpus: %d training, %d validation, %d test tokens, vocabulary of %d (min_freq=%d), <unk> share "
+            "val %.3f test %.3f",
+            len(self.train_ids), len(self.val_ids), len(self.test_ids), len(self.vocab), self.min_freq,
+            self.unk_share.get("val", 0.0), self.unk_share.get("test", 0.0),
         )
 
     def _loader(self, dataset, shuffle: bool) -> DataLoader:
@@ -154,4 +193,6 @@ class LyricsDataModule(L.LightningDataModule):
         return self._loader(ChunkDataset(self.val_ids, self.seq_len), shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self.val_dataloader()
+        if self.test_fraction == 0:
+            raise LyricgenError("data.test_fraction is 0: there is no test split; set it to e.g. 0.1")
+        return self._loader(ChunkDataset(self.test_ids, self.seq_len), shuffle=False)
