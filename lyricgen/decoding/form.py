@@ -48,6 +48,7 @@ RETRIES = 3  # further tries of a line whose candidates were all blocked
 RICH_CLASS = 20  # a class with this many words has enough for every line of a group to end on a new one
 LIKELIHOOD_WEIGHT = 0.5  # measured against 0, 0.3 and 1 (README, "Lyrics with form")
 BRANCH_MASS = 0.9  # a line branches into best_of candidates where the mask first leaves less than this
+LOG_BRANCH_MASS = math.log(BRANCH_MASS)
 
 
 def count_chars(text: str) -> int:
@@ -400,22 +401,17 @@ class FormDecoder:
         final_h = _select(h, torch.arange(R, device=dev))
         for pos in range(st["tokens"].size(1)):
             active = ~st["finished"] & ~st["dead"]
-            kw_need = (st["kw_left"] * kw_len).sum(dim=1) if len(kw) else torch.zeros(len(active), dtype=torch.long, device=dev)
-            allowed = self._allowed(spec, st["u"], st["last_cls"], st["prev_space"], st["cls_ok"], st["m_row"], kw,
-                                    kw_len, st["kw_left"], kw_need, starts, st["ctx"], table, st["no_end"], st["last_word"])
-            if self._rows_per_pattern == 1 and K > 1:
-                probs = (st["logits"] / opts.temperature).softmax(dim=1)
-                if bool(((probs * allowed).sum(dim=1) < BRANCH_MASS)[active].any()):
-                    rows = torch.arange(len(active), device=dev).repeat_interleave(K)
-                    st = {k: None if v is None else v[rows] for k, v in st.items()}
-                    h, final_h = _select(h, rows), _select(final_h, rows)
-                    allowed, kw_need, active = allowed[rows], kw_need[rows], active[rows]
-                    self._rows_per_pattern = K
-            newly_dead = active & ~allowed.any(dim=1)
-            st["dead"] |= newly_dead
-            active &= ~newly_dead
             if not bool(active.any()):
                 break
+            kw_need = (st["kw_left"] * kw_len).sum(dim=1) if len(kw) else None
+            allowed = self._allowed(spec, st["u"], st["last_cls"], st["prev_space"], st["cls_ok"], st["m_row"], kw,
+                                    kw_len, st["kw_left"], kw_need, starts, st["ctx"], table, st["no_end"], st["last_word"])
+            stuck = ~allowed.any(dim=1)
+            if bool(stuck.any()):
+                st["dead"] |= active & stuck
+                active &= ~stuck
+                if not bool(active.any()):
+                    break
             if not bool(active.all()):
                 allowed &= active[:, None]
                 allowed[:, t.newline] |= ~active  # finished or dead rows idle on a line break
@@ -426,14 +422,22 @@ class FormDecoder:
                 scaled = torch.where(step > 0, step / opts.repetition_penalty, step * opts.repetition_penalty)
                 step = torch.where(pen, scaled, step)
             token, mass = pick_masked(step, allowed, opts, self.generator)
+            if self._rows_per_pattern == 1 and K > 1 and bool((mass < LOG_BRANCH_MASS)[active].any()):
+                # the mask bites: this step is drawn again, by K copies of each row
+                rows = torch.arange(len(active), device=dev).repeat_interleave(K)
+                st = {k: None if v is None else v[rows] for k, v in st.items()}
+                h, final_h = _select(h, rows), _select(final_h, rows)
+                allowed, active, step = allowed[rows], active[rows], step[rows]
+                self._rows_per_pattern = K
+                token, mass = pick_masked(step, allowed, opts, self.generator)
             st["log_mass"] += torch.where(active, mass, 0.0)  # the log of the mass the mask left to the sampler
             logp = st["logits"].log_softmax(dim=1).gather(1, token[:, None]).squeeze(1)  # under the model itself
             st["logp"] += torch.where(active, logp, 0.0)
             st["ntok"] += active.long()
-            st["tokens"][:, pos] = torch.where(active, token, st["tokens"][:, pos])
-            is_word = active & (token != t.newline) & (token != t.space)
-            st["u"] += torch.where(is_word, t.chars[token], 0)
-            st["prev_space"] = torch.where(active, token == t.space, st["prev_space"])
+            st["tokens"][:, pos] = token  # finished and dead rows write line breaks past their end
+            is_word = (token != t.newline) & (token != t.space)  # idle rows get line breaks: never words
+            st["u"] += t.chars[token]  # line breaks and spaces count 0
+            st["prev_space"] = token == t.space
             st["last_cls"] = torch.where(is_word, t.cls[token], st["last_cls"])
             st["last_word"] = torch.where(is_word, token, st["last_word"])
             if self.n:
@@ -487,9 +491,13 @@ class FormDecoder:
         """Which words each row may write next without breaking a constraint now or later (rows x vocab)."""
         t = self.t
         if table is not None:
-            allowed = table[torch.arange(len(u), device=u.device) // self._rows_per_pattern, u.clamp(max=spec.hi)]
+            at = u.clamp(max=spec.hi)
+            if len(u) > 1:  # row r reads table row r // rows_per_pattern
+                at = at + torch.arange(len(u), device=u.device) // self._rows_per_pattern * (spec.hi + 1)
+            allowed = table.view(-1, table.size(-1)).index_select(0, at)
         else:
             u2 = u[:, None] + t.chars[None, :]
+            kw_need = torch.zeros_like(u) if kw_need is None else kw_need
             need_after = kw_need[:, None].expand(-1, len(t.chars))
             if len(kw):
                 still = torch.zeros_like(u2, dtype=torch.bool)
@@ -504,12 +512,14 @@ class FormDecoder:
             if starts is not None:
                 at_start = u == 0
                 allowed[at_start] &= starts
+        free = ~prev_space & (u >= 1)
         if t.space >= 0:
-            allowed[:, t.space] = (u > 0) & ~prev_space & (spec.hi - u >= kw_need + m_row)
-        last_ok = cls_ok.gather(1, last_cls[:, None]).squeeze(1)
+            need = m_row if kw_need is None else kw_need + m_row
+            allowed[:, t.space] = free & (spec.hi - u >= need)
+        ends = free & (u >= spec.lo) & cls_ok.gather(1, last_cls[:, None]).squeeze(1)
         if no_end is not None:
-            last_ok &= ~no_end.gather(1, last_word.clamp(min=0)[:, None]).squeeze(1)
-        allowed[:, t.newline] = (u > 0) & (u >= spec.lo) & last_ok & (kw_need == 0) & ~prev_space
+            ends &= ~no_end.gather(1, last_word.clamp(min=0)[:, None]).squeeze(1)
+        allowed[:, t.newline] = ends if kw_need is None else ends & (kw_need == 0)
         if self.n:
             full = (ctx >= 0).all(dim=1)
             for r in full.nonzero().squeeze(1).tolist():

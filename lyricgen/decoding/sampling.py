@@ -33,18 +33,10 @@ def _cpu_threshold(probs: np.ndarray, top_p: float | np.ndarray) -> np.ndarray:
     """Per row, the probability of the last word the nucleus keeps (words at least as likely are kept);
     `top_p` may be a column of per-row targets for rows that are not normalised.
 
-    On the CPU, torch.sort of a few thousand floats costs about as much as the RNN step (~100 us); numpy
-    sorts the values (not their indices) faster, and only the largest few when their mass reaches top_p
-    (found by a partition, checked): the nucleus lies inside them.
+    On the CPU, torch.sort of a few thousand floats costs about as much as the RNN step (~100 us) and
+    numpy's argsort a quarter of that; numpy's sort of the values alone (no indices) takes ~6 us a row.
     """
-    top = probs
-    for head in (64, 512):
-        if probs.shape[-1] > 2 * head:
-            part = -np.partition(-probs, head, axis=-1)[:, :head]
-            if (part.sum(axis=-1) >= top_p).all():
-                top = part
-                break
-    top = -np.sort(-top, axis=-1)
+    top = -np.sort(-probs, axis=-1)
     before = (np.cumsum(top, axis=-1) < top_p).sum(axis=-1)  # words whose running mass is below top_p
     return top[np.arange(len(top)), np.minimum(before, top.shape[-1] - 1)]
 
