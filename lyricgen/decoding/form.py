@@ -72,6 +72,7 @@ class WordTables:
         self.space = vocab.stoi.get(SPACE, -1)
         self.chars = torch.tensor(chars, dtype=torch.long, device=device)
         self.cls = torch.tensor(classes, dtype=torch.long, device=device)
+        self.chars_list, self.cls_list = chars, classes  # the same, for the unbranched start of a line
         ok = self.chars > 0
         ok[vocab.unk_id] = False  # never <unk>; line breaks, spaces and punctuation are handled apart
         self.word_ok = ok
@@ -399,7 +400,10 @@ class FormDecoder:
             "last_word": torch.full((R,), words[-1] if words else -1, dtype=torch.long, device=dev),
         }
         final_h = _select(h, torch.arange(R, device=dev))
-        for pos in range(st["tokens"].size(1)):
+        start, branch_now = 0, False
+        if R == 1 and K > 1 and not len(kw) and st["seen"] is None:  # the common case, in Python numbers
+            start, branch_now, h, final_h = self._unbranched(spec, st, table, h, final_h, words)
+        for pos in range(start, st["tokens"].size(1)):
             active = ~st["finished"] & ~st["dead"]
             if not bool(active.any()):
                 break
@@ -421,14 +425,16 @@ class FormDecoder:
                 pen[:, [x for x in (t.newline, t.space) if x >= 0]] = False
                 scaled = torch.where(step > 0, step / opts.repetition_penalty, step * opts.repetition_penalty)
                 step = torch.where(pen, scaled, step)
-            token, mass = pick_masked(step, allowed, opts, self.generator)
-            if self._rows_per_pattern == 1 and K > 1 and bool((mass < LOG_BRANCH_MASS)[active].any()):
+            token, mass = None, None
+            if not branch_now:
+                token, mass = pick_masked(step, allowed, opts, self.generator)
+            if self._rows_per_pattern == 1 and K > 1 and (branch_now or bool((mass < LOG_BRANCH_MASS)[active].any())):
                 # the mask bites: this step is drawn again, by K copies of each row
                 rows = torch.arange(len(active), device=dev).repeat_interleave(K)
                 st = {k: None if v is None else v[rows] for k, v in st.items()}
                 h, final_h = _select(h, rows), _select(final_h, rows)
                 allowed, active, step = allowed[rows], active[rows], step[rows]
-                self._rows_per_pattern = K
+                self._rows_per_pattern, branch_now = K, False
                 token, mass = pick_masked(step, allowed, opts, self.generator)
             st["log_mass"] += torch.where(active, mass, 0.0)  # the log of the mass the mask left to the sampler
             logp = st["logits"].log_softmax(dim=1).gather(1, token[:, None]).squeeze(1)  # under the model itself
@@ -467,6 +473,70 @@ class FormDecoder:
         ok = good[chosen_rows]
         lines = [st["tokens"][r, : int(st["ntok"][r])].tolist() for r in chosen_rows.tolist()]
         return lines, _select(final_h, chosen_rows), st["final_logits"][chosen_rows], st["last_cls"][chosen_rows], ok
+
+    def _unbranched(self, spec: LineSpec, st: dict, table: torch.Tensor, h, final_h, words: list[int]):
+        """The start of one sample's line, before it branches, with its state in Python numbers: the same
+        draws as the tensor loop (which takes over where the mask bites), at a fraction of the overhead.
+
+        Returns the next position, whether the line must branch there, and the hidden states.
+        """
+        t, opts = self.t, self.opts
+        chars, classes = t.chars_list, t.cls_list
+        u, last_cls, last_word = int(st["u"][0]), int(st["last_cls"][0]), int(st["last_word"][0])
+        prev_space, m = False, int(st["m_row"][0])
+        cls_ok, no_end = st["cls_ok"][0], st["no_end"]
+        ctx = [w for w in st["ctx"][0].tolist() if w >= 0]
+        logits, tokens = st["logits"], []
+        log_mass = logp = torch.zeros(1, device=logits.device)  # float32 sums, as in the tensor loop
+        branch_now = finished = dead = False
+        for _ in range(st["tokens"].size(1)):
+            row = table[0, min(u, spec.hi)].clone()
+            free = not prev_space and u >= 1
+            if t.space >= 0:
+                row[t.space] = free and spec.hi - u >= m
+            ends = free and u >= spec.lo and bool(cls_ok[last_cls])
+            if ends and no_end is not None and last_word >= 0:
+                ends = not bool(no_end[0, last_word])
+            row[t.newline] = ends
+            if self.n and len(ctx) >= self.n - 1:
+                blocked = self.ngrams.followers(ctx[len(ctx) - (self.n - 1):])
+                if len(blocked):
+                    row[torch.from_numpy(np.asarray(blocked)).to(row.device)] = False
+            if not bool(row.any()):
+                dead = True
+                break
+            token, mass = pick_masked(logits, row[None], opts, self.generator)
+            if float(mass[0]) < LOG_BRANCH_MASS:
+                branch_now = True
+                break
+            tok = int(token[0])
+            log_mass = log_mass + mass
+            logp = logp + logits.log_softmax(dim=1)[:, tok]
+            tokens.append(tok)
+            if tok != t.newline and tok != t.space:
+                u, last_cls, last_word = u + chars[tok], classes[tok], tok
+                ctx.append(tok)
+            prev_space = tok == t.space
+            out, h = self.net(token[:, None], h)
+            logits = out[:, 0].float()
+            if tok == t.newline:
+                finished = True
+                final_h = _select(h, torch.zeros(1, dtype=torch.long, device=logits.device))
+                st["final_logits"][0] = logits[0]
+                break
+        n = len(tokens)
+        st["tokens"][0, :n] = torch.tensor(tokens, dtype=torch.long)
+        st["u"][0], st["last_cls"][0], st["last_word"][0] = u, last_cls, last_word
+        st["prev_space"][0], st["ntok"][0] = prev_space, n
+        st["log_mass"][0], st["logp"][0] = log_mass[0], logp[0]
+        st["finished"][0], st["dead"][0] = finished, dead
+        st["logits"] = logits
+        if self.n:
+            tail = ctx[len(ctx) - min(len(ctx), st["ctx"].size(1)):]
+            st["ctx"][0] = -1
+            if tail:
+                st["ctx"][0, st["ctx"].size(1) - len(tail):] = torch.tensor(tail)
+        return n, branch_now, h, final_h
 
     def _word_table(self, spec: LineSpec, cls_ok: torch.Tensor, m_row: torch.Tensor, starts,
                     no_end: torch.Tensor | None) -> torch.Tensor:
