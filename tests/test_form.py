@@ -41,6 +41,7 @@ def test_rhyme_scheme_and_exact_line_lengths(gen):
             assert None not in classes
             assert classes[0] == classes[1] == classes[4] == classes[5]  # A lines: one class all through
             assert classes[2] == classes[3] == classes[6] == classes[7]  # B lines
+            assert classes[0] != classes[2]  # another letter, another class
 
 
 def test_line_chars_list_is_cycled_and_x_lines_are_free(gen):

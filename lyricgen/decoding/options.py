@@ -43,7 +43,7 @@ class DecodingOptions:
     acrostic: str | None = None
     keywords: list[str] = field(default_factory=list)
     no_copy: int = 0
-    best_of: int = 8
+    best_of: int = 6
     max_line_chars: int = 20
 
     @classmethod
