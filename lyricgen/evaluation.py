@@ -53,13 +53,14 @@ def sample_metrics(
     return measures(generator, samples, known_lines, opts)
 
 
-def corpus_measures(generator: LyricsGenerator, datamodule: LyricsDataModule, opts: DecodingOptions) -> dict[str, float]:
+def corpus_measures(generator: LyricsGenerator, datamodule: LyricsDataModule, opts: DecodingOptions,
+                    known_lines: list[str]) -> dict[str, float]:
     """The same measures for the held-out (validation) lyrics, cut into pieces of `opts.lines` lines:
     the reference that generated lyrics are read against."""
     lines = sample_lines(datamodule.val_tokens)
     size = opts.lines or 8
     pieces = [[tok for line in lines[i : i + size] for tok in (*line, NEWLINE)] for i in range(0, len(lines), size)]
-    return measures(generator, pieces, training_lines(datamodule), opts)
+    return measures(generator, pieces, known_lines, opts)
 
 
 def evaluate_checkpoint(
@@ -91,8 +92,9 @@ def evaluate_checkpoint(
               if k in scores}
     result.update({f"{stage}/unk share": share for stage, share in datamodule.unk_share.items()})
     generator.net.to(model.device)
-    result.update(sample_metrics(generator, training_lines(datamodule), opts, start_word, seed))
-    result.update({f"{CORPUS}/{k}": v for k, v in corpus_measures(generator, datamodule, opts).items()})
+    known = training_lines(datamodule)
+    result.update(sample_metrics(generator, known, opts, start_word, seed))
+    result.update({f"{CORPUS}/{k}": v for k, v in corpus_measures(generator, datamodule, opts, known).items()})
     return result
 
 

@@ -40,7 +40,7 @@ from lyricgen.data.tokenizer import NEWLINE, SPACE
 from lyricgen.data.vocab import Vocab
 from lyricgen.decoding.options import DecodingOptions
 from lyricgen.decoding.rhyme import class_names, rhyme_class
-from lyricgen.decoding.sampling import pick_masked
+from lyricgen.decoding.sampling import penalize, pick_masked
 from lyricgen.errors import LyricgenError
 from lyricgen.rnnlm import RNNLM
 
@@ -69,6 +69,7 @@ class WordTables:
         chars = [count_chars(w) for w in words]
         classes = [index[c] if (c := rhyme_class(w, rule)) is not None else self.none for w in words]
         self.first = [next((ch for ch in w if ch.isalnum()), "") for w in words]
+        self._starting: dict[str, torch.Tensor] = {}
         self.newline = vocab.stoi.get(NEWLINE, -1)
         self.space = vocab.stoi.get(SPACE, -1)
         self.chars = torch.tensor(chars, dtype=torch.long, device=device)
@@ -88,8 +89,10 @@ class WordTables:
         return int(self.cls[token_id])
 
     def starting_with(self, ch: str) -> torch.Tensor:
-        """Words that begin with character `ch` (bool over the vocabulary)."""
-        return self.word_ok & torch.tensor([f == ch for f in self.first], device=self.word_ok.device)
+        """Words that begin with character `ch` (bool over the vocabulary), made once per character."""
+        if ch not in self._starting:
+            self._starting[ch] = self.word_ok & torch.tensor([f == ch for f in self.first], device=self.word_ok.device)
+        return self._starting[ch]
 
 
 @dataclass
@@ -387,7 +390,7 @@ class FormDecoder:
         kw_len = t.chars[kw] if len(kw) else torch.zeros(0, dtype=torch.long, device=dev)
         starts = plan.first_words(i) if spec.acrostic else None
         table = None if len(kw) else self._word_table(spec, cls_ok, m_row, starts, fresh)  # one per sample
-        self._rows_per_pattern = 1
+        per = 1  # rows per sample: K once the line has branched
         # per-row state (rows on dim 0), copied K times when the line branches
         st = {
             "logits": logits[samples].clone(),
@@ -417,7 +420,7 @@ class FormDecoder:
                 break
             kw_need = (st["kw_left"] * kw_len).sum(dim=1) if len(kw) else None
             allowed = self._allowed(spec, st["u"], st["last_cls"], st["prev_space"], st["cls_ok"], st["m_row"], kw,
-                                    kw_len, st["kw_left"], kw_need, starts, st["ctx"], table, st["no_end"], st["last_word"])
+                                    st["kw_left"], kw_need, starts, st["ctx"], table, st["no_end"], st["last_word"])
             stuck = ~allowed.any(dim=1)
             if bool(stuck.any()):
                 st["dead"] |= active & stuck
@@ -429,20 +432,17 @@ class FormDecoder:
                 allowed[:, t.newline] |= ~active  # finished or dead rows idle on a line break
             step = st["logits"]
             if st["seen"] is not None:
-                pen = st["seen"].clone()
-                pen[:, [x for x in (t.newline, t.space) if x >= 0]] = False
-                scaled = torch.where(step > 0, step / opts.repetition_penalty, step * opts.repetition_penalty)
-                step = torch.where(pen, scaled, step)
+                step = penalize(step, st["seen"], opts.repetition_penalty, [x for x in (t.newline, t.space) if x >= 0])
             token, mass = None, None
             if not branch_now:
                 token, mass = pick_masked(step, allowed, opts, self.generator)
-            if self._rows_per_pattern == 1 and K > 1 and (branch_now or bool((mass < LOG_BRANCH_MASS)[active].any())):
+            if per == 1 and K > 1 and (branch_now or bool((mass < LOG_BRANCH_MASS)[active].any())):
                 # the mask bites: this step is drawn again, by K copies of each row
                 rows = torch.arange(len(active), device=dev).repeat_interleave(K)
                 st = {k: None if v is None else v[rows] for k, v in st.items()}
                 h, final_h = _select(h, rows), _select(final_h, rows)
                 allowed, active, step = allowed[rows], active[rows], step[rows]
-                self._rows_per_pattern, branch_now = K, False
+                per, branch_now = K, False
                 token, mass = pick_masked(step, allowed, opts, self.generator)
             st["log_mass"] += torch.where(active, mass, 0.0)  # the log of the mass the mask left to the sampler
             logp = st["logits"].log_softmax(dim=1).gather(1, token[:, None]).squeeze(1)  # under the model itself
@@ -474,7 +474,6 @@ class FormDecoder:
         # probability mass the mask left over its steps (its importance weight p(line) / q(line)) plus
         # LIKELIHOOD_WEIGHT times its mean log-likelihood. The likeliest line alone (lowest mean NLL)
         # reads smoother but collapses onto frequent words; the weight alone keeps free sampling's variety.
-        per = self._rows_per_pattern
         crit = st["log_mass"] + LIKELIHOOD_WEIGHT * st["logp"] / st["ntok"].clamp(min=1)
         best = torch.where(good, crit, -math.inf).view(-1, per).argmax(dim=1)
         chosen_rows = torch.arange(R, device=dev) * per + best
@@ -564,23 +563,20 @@ class FormDecoder:
             table[:, 0] &= starts
         return table
 
-    def _allowed(self, spec: LineSpec, u, last_cls, prev_space, cls_ok, m_row, kw, kw_len, kw_left, kw_need, starts, ctx,
+    def _allowed(self, spec: LineSpec, u, last_cls, prev_space, cls_ok, m_row, kw, kw_left, kw_need, starts, ctx,
                  table=None, no_end=None, last_word=None):
         """Which words each row may write next without breaking a constraint now or later (rows x vocab)."""
         t = self.t
         if table is not None:
             at = u.clamp(max=spec.hi)
-            if len(u) > 1:  # row r reads table row r // rows_per_pattern
-                at = at + torch.arange(len(u), device=u.device) // self._rows_per_pattern * (spec.hi + 1)
+            if len(u) > 1:  # row r reads the table of its sample: rows are samples x candidates
+                at = at + torch.arange(len(u), device=u.device) // (len(u) // table.size(0)) * (spec.hi + 1)
             allowed = table.view(-1, table.size(-1)).index_select(0, at)
-        else:
+        else:  # a line with keywords: what may go in depends on the keywords each row has still to place
             u2 = u[:, None] + t.chars[None, :]
-            kw_need = torch.zeros_like(u) if kw_need is None else kw_need
-            need_after = kw_need[:, None].expand(-1, len(t.chars))
-            if len(kw):
-                still = torch.zeros_like(u2, dtype=torch.bool)
-                still[:, kw] = kw_left
-                need_after = need_after - torch.where(still, t.chars[None, :], 0)
+            still = torch.zeros_like(u2, dtype=torch.bool)
+            still[:, kw] = kw_left
+            need_after = kw_need[:, None] - torch.where(still, t.chars[None, :], 0)
             end_cls_ok = cls_ok.index_select(1, t.cls)
             if no_end is not None:
                 end_cls_ok &= ~no_end

@@ -51,11 +51,27 @@ def pick(logits: torch.Tensor, opts: DecodingOptions, generator: torch.Generator
         logits = logits.masked_fill(logits < kth, -math.inf)
     if opts.top_p < 1:
         logits = _nucleus(logits, opts.top_p)
-    # Inverse-CDF sampling: the same distribution as torch.multinomial, about ten times faster on
-    # the CPU for one draw from a vocabulary of thousands (a cumsum and a binary search).
-    cdf = logits.softmax(dim=-1).cumsum(dim=-1)
+    return _draw(logits.softmax(dim=-1), generator)
+
+
+def _draw(weights: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One id per row, with probability proportional to `weights` (rows x vocab, >= 0, not normalised).
+
+    Inverse-CDF sampling: the same distribution as torch.multinomial, about ten times faster on the CPU
+    for one draw from a vocabulary of thousands (a cumsum and a binary search).
+    """
+    cdf = weights.cumsum(dim=-1)
     u = torch.rand(cdf.size(0), 1, generator=generator, device=cdf.device) * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=cdf.size(-1) - 1)
+
+
+def penalize(logits: torch.Tensor, seen: torch.Tensor, penalty: float, exempt: list[int]) -> torch.Tensor:
+    """The repetition penalty (CTRL, Keskar et al. 2019): logits of the `seen` words, except `exempt` ones
+    (line breaks, spaces), divided by `penalty` when positive and multiplied by it when negative."""
+    penalised = seen.clone()
+    penalised[:, exempt] = False
+    scaled = torch.where(logits > 0, logits / penalty, logits * penalty)
+    return torch.where(penalised, scaled, logits)
 
 
 def pick_masked(
@@ -80,9 +96,7 @@ def pick_masked(
             kept.masked_fill_(kept < torch.from_numpy(tau)[:, None], 0.0)
         else:
             kept = kept * _nucleus_keep(kept / kept.sum(dim=-1, keepdim=True), opts.top_p)
-    cdf = kept.cumsum(dim=-1)
-    u = torch.rand(cdf.size(0), 1, generator=generator, device=cdf.device) * cdf[:, -1:]
-    return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=cdf.size(-1) - 1), log_mass
+    return _draw(kept, generator), log_mass
 
 
 @torch.inference_mode()
@@ -110,7 +124,6 @@ def decode(
     seen = torch.zeros(batch, net.head.out_features, dtype=torch.bool, device=device)
     if opts.repetition_penalty > 1:
         seen[:, prompt_ids] = True
-    exempt = torch.tensor(no_penalty_ids, dtype=torch.long, device=device)
     lines_done = torch.zeros(batch, dtype=torch.long, device=device)
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     out = torch.empty(batch, budget, dtype=torch.long, device=device)
@@ -120,10 +133,7 @@ def decode(
         step = logits[:, -1].float()
         step[:, unk_id] = -math.inf
         if opts.repetition_penalty > 1:
-            penalised = seen.clone()
-            penalised[:, exempt] = False
-            scaled = torch.where(step > 0, step / opts.repetition_penalty, step * opts.repetition_penalty)
-            step = torch.where(penalised, scaled, step)
+            step = penalize(step, seen, opts.repetition_penalty, list(no_penalty_ids))
         token = pick(step, opts, generator)
         out[:, n - 1] = token
         if opts.repetition_penalty > 1:
