@@ -8,8 +8,9 @@ import math
 
 import lightning as L
 
-from lyricgen.data.datamodule import LyricsDataModule
+from lyricgen.cache import cache_evaluation
 from lyricgen.critic import critique
+from lyricgen.data.datamodule import LyricsDataModule
 from lyricgen.data.tokenizer import NEWLINE
 from lyricgen.decoding import DecodingOptions
 from lyricgen.errors import LyricgenError
@@ -63,13 +64,23 @@ def corpus_measures(generator: LyricsGenerator, datamodule: LyricsDataModule, op
     return measures(generator, pieces, known_lines, opts)
 
 
+def cache_figures(model: LyricsLM, datamodule: LyricsDataModule, windows=(), thetas=(), lambdas=()) -> dict[str, float]:
+    """The continuous-cache figures of `model` (`lyricgen.cache`): settings tuned on val, test scored once;
+    empty when no cache settings are given."""
+    if not (windows and thetas and lambdas):
+        return {}
+    test_ids = datamodule.test_ids if datamodule.test_fraction > 0 else None
+    return cache_evaluation(model.net, datamodule.val_ids, test_ids, datamodule.chars_per_token, windows, thetas, lambdas)
+
+
 def evaluate_checkpoint(
     ckpt_path: str, datamodule: LyricsDataModule, opts: DecodingOptions, start_word: str = "", seed: int = 0,
-    accelerator: str = "auto",
+    accelerator: str = "auto", cache: dict | None = None,
 ) -> dict[str, float]:
     """`val/*` and `test/*` (loss, ppl, bpc) of the checkpoint on the protocol splits, the `<unk>` share of
-    each, the measures of its samples, and the same measures of the held-out (validation) lyrics under the
-    keys `corpus/<measure>`."""
+    each, the continuous-stream and cache figures (`cache`: windows, thetas, lambdas to tune on val), the
+    measures of its samples, and the same measures of the held-out (validation) lyrics under the keys
+    `corpus/<measure>`."""
     opts.check()
     generator = LyricsGenerator.from_checkpoint(ckpt_path)  # also checks that it is a lyricgen checkpoint
     datamodule.prepare_data()
@@ -91,6 +102,7 @@ def evaluate_checkpoint(
     result = {k: float(scores[k]) for k in ("val/loss", "val/ppl", "val/bpc", "test/loss", "test/ppl", "test/bpc")
               if k in scores}
     result.update({f"{stage}/unk share": share for stage, share in datamodule.unk_share.items()})
+    result.update(cache_figures(model, datamodule, **(cache or {})))
     generator.net.to(model.device)
     known = training_lines(datamodule)
     result.update(sample_metrics(generator, known, opts, start_word, seed))
@@ -98,10 +110,15 @@ def evaluate_checkpoint(
     return result
 
 
-def test_best_checkpoint(trainer: L.Trainer, model: LyricsLM, datamodule: LyricsDataModule) -> dict[str, float]:
+def test_best_checkpoint(
+    trainer: L.Trainer, model: LyricsLM, datamodule: LyricsDataModule, cache: dict | None = None
+) -> dict[str, float]:
     """After `fit`: the test split scored once, with the checkpoint that was best on `val` (protocol v2).
 
-    Returns test_loss, test_ppl, test_bpc, the best checkpoint's val_bpc and each split's `<unk>` share.
+    Returns test_loss, test_ppl, test_bpc, the best checkpoint's val_bpc, each split's `<unk>` share and,
+    with `cache` (windows, thetas, lambdas), the continuous-cache figures of the same weights: settings
+    tuned on val (`cache_window`, `cache_theta`, `cache_lambda`), then `test_ppl_cache`, `test_bpc_cache`,
+    and `test_ppl_stream` (the test split read as one stream, without the cache).
     """
     if getattr(datamodule, "test_fraction", 0) == 0:
         return {}
@@ -112,10 +129,12 @@ def test_best_checkpoint(trainer: L.Trainer, model: LyricsLM, datamodule: Lyrics
     if best and "val" in datamodule.chars_per_token:
         result["best_val_bpc"] = math.log2(float(ckpt.best_model_score)) / datamodule.chars_per_token["val"]
     result.update({f"unk_share_{stage}": share for stage, share in datamodule.unk_share.items()})
+    # trainer.test loaded the best weights into `model`: the cache reads the same network
+    result.update({k.replace("/", "_"): v for k, v in cache_figures(model, datamodule, **(cache or {})).items()})
     return result
 
 
-HPARAM_METRICS = ("best_val_ppl", "best_val_bpc", "test_ppl", "test_bpc", "unk_share_test",
+HPARAM_METRICS = ("best_val_ppl", "best_val_bpc", "test_ppl", "test_bpc", "test_ppl_cache", "test_bpc_cache", "unk_share_test",
                   "novelty", "distinct-1", "distinct-2", "repeated-line rate", "rhyme rate", "sample ppl")
 
 

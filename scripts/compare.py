@@ -1,4 +1,4 @@
-"""Train rnn, gru and lstm with one recipe and print the comparison table (model x val/ppl x test/ppl x time x size).
+"""Train rnn, gru and lstm with one recipe and print the comparison table (model x val/ppl x test/ppl x cache x time x size).
 
     python scripts/compare.py                       # the default recipe, table on stdout
     python scripts/compare.py --readme              # ... and write it into README.md
@@ -26,13 +26,14 @@ START, END = "<!-- comparison:start -->", "<!-- comparison:end -->"
 
 def table(results: list[dict], overrides: list[str]) -> str:
     rows = [
-        "| model | best val/ppl | test/ppl | test/bpc | wall time (s) | parameters | novelty | distinct-2 | repeated-line rate |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| model | best val/ppl | test/ppl | test/bpc | test/ppl with cache | wall time (s) | parameters | novelty | distinct-2 | repeated-line rate |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         rows.append(
             f"| {r['model']} | {r['best_val_ppl']:.2f} | {r.get('test_ppl', float('nan')):.2f} | "
-            f"{r.get('test_bpc', float('nan')):.3f} | {r['wall_s']:.0f} | {r['params']:,} | "
+            f"{r.get('test_bpc', float('nan')):.3f} | {r.get('test_ppl_cache', float('nan')):.2f} | "
+            f"{r['wall_s']:.0f} | {r['params']:,} | "
             f"{r.get('novelty', float('nan')):.3f} | {r.get('distinct-2', float('nan')):.3f} | "
             f"{r.get('repeated-line rate', float('nan')):.3f} |"
         )

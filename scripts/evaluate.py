@@ -29,7 +29,8 @@ def main(cfg: DictConfig) -> None:
         data_cfg = OmegaConf.load(run_config) if run_config.is_file() else cfg
         print(f"checkpoint: {ckpt_path}\ndata settings: {run_config if run_config.is_file() else 'conf/data'}", file=sys.stderr)
         result = evaluate_checkpoint(
-            str(ckpt_path), instantiate(data_cfg.data), opts, str(cfg.start_word or ""), cfg.seed, cfg.accelerator
+            str(ckpt_path), instantiate(data_cfg.data), opts, str(cfg.start_word or ""), cfg.seed, cfg.accelerator,
+            OmegaConf.to_container(cfg.cache) if cfg.get("cache") else None,
         )
         print("| metric | samples | held-out corpus |\n| --- | --- | --- |")
         for name, value in result.items():

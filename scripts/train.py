@@ -41,7 +41,8 @@ def train(cfg: DictConfig) -> dict:
     if trainer.is_global_zero:
         vocab.save(Path(cfg.paths.output_dir) / "vocab.json")
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    tested = test_best_checkpoint(trainer, model, datamodule)  # protocol v2: test once, best-by-val weights
+    cache = OmegaConf.to_container(cfg.cache) if cfg.get("cache") else None
+    tested = test_best_checkpoint(trainer, model, datamodule, cache)  # protocol v2: test once, best-by-val weights
     result = {
         "model": model.hparams.cell, "params": sum(p.numel() for p in model.parameters()),
         "epochs": trainer.current_epoch, "global_step": trainer.global_step, "wall_s": round(time.perf_counter() - start, 1),
@@ -61,6 +62,10 @@ def train(cfg: DictConfig) -> dict:
         if "test_ppl" in result:
             log.info("Test (best checkpoint): ppl %.2f, bpc %.3f, <unk> share %.3f",
                      result["test_ppl"], result.get("test_bpc", float("nan")), result.get("unk_share_test", float("nan")))
+        if "test_ppl_cache" in result:
+            log.info("Test with the continuous cache (window %d, theta %g, lambda %g, chosen on val): ppl %.2f, bpc %.3f",
+                     result["cache_window"], result["cache_theta"], result["cache_lambda"], result["test_ppl_cache"],
+                     result.get("test_bpc_cache", float("nan")))
         log.info("Run directory: %s (%.0f s)", cfg.paths.output_dir, result["wall_s"])
     return result
 

@@ -60,6 +60,12 @@ def test_training_drops_the_loss_and_writes_a_checkpoint_with_vocabulary(tmp_pat
     assert [e.value for e in events.Scalars("test/ppl")] == [pytest.approx(results["test_ppl"], rel=1e-5)]
     assert "test/bpc" in events.Tags()["scalars"] and "val/bpc" in events.Tags()["scalars"]
     assert "Test (best checkpoint): ppl" in result.stdout + result.stderr
+    # the continuous cache: settings from the grid of conf/cache/default.yaml, chosen on val, test scored once
+    assert results["cache_window"] in (0, 100, 200, 400, 800) and 0 <= results["cache_lambda"] <= 0.8
+    assert results["test_ppl_cache"] == pytest.approx(math.exp(results["test_loss_cache"]), rel=1e-6)
+    assert results["test_ppl_stream"] == pytest.approx(results["test_ppl"], rel=0.25)  # the same weights, read as one stream
+    assert results["val_ppl_cache"] <= results["val_ppl_stream"] * (1 + 1e-6)  # tuned there: never worse on val
+    assert "Test with the continuous cache" in result.stdout + result.stderr
 
 
 def test_hparams_summary_carries_the_run_figures(trained_run):
