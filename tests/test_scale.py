@@ -1,6 +1,7 @@
 """Hydra multirun over the three cells, and Lightning's DDP with two CPU processes (gloo)."""
 
 import json
+import statistics
 
 import lightning as L
 import pytest
@@ -26,6 +27,12 @@ def test_multirun_trains_each_cell_in_its_own_directory(tmp_path, tiny_corpus):
         loss = [e.value for e in acc.Scalars("train/loss")]
         assert loss[-1] < 0.5 * loss[0], (run.name, loss[0], loss[-1])  # every cell really learns
         assert {"eval/novelty", "eval/distinct-1", "eval/distinct-2"} <= set(acc.Tags()["scalars"])
+    # compare.py --seeds summarises a finished sweep: mean ± sd over its runs, read from results.json
+    summary = run_script("compare", "--seeds", str(sweep))
+    assert summary.returncode == 0, summary.stderr
+    row = summary.stdout.strip().splitlines()[-1].split(" | ")
+    test_ppls = [json.loads((r / "results.json").read_text())["test_ppl"] for r in runs]
+    assert row[1] == "3" and row[3] == f"{statistics.mean(test_ppls):.2f} ± {statistics.stdev(test_ppls):.2f}"
 
 
 @pytest.mark.slow
