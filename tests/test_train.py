@@ -73,7 +73,7 @@ def test_hparams_summary_carries_the_run_figures(trained_run):
     results = json.loads((trained_run / "results.json").read_text())
     experiment = hparams_plugin_data(acc, "_hparams_/experiment").experiment
     metric_tags = {m.name.tag for m in experiment.metric_infos}
-    assert {"hp/best_val_ppl", "hp/test_ppl", "hp/test_bpc", "hp/novelty", "hp/distinct_2"} <= metric_tags
+    assert {"hp/best_val_ppl", "hp/test_ppl", "hp/test_bpc", "hp/test_ppl_cache", "hp/novelty", "hp/distinct_2"} <= metric_tags
     start = hparams_plugin_data(acc, "_hparams_/session_start_info").session_start_info
     assert start.hparams["model/cell"].string_value == "rnn"
     assert start.hparams["data/seq_len"].number_value == 32 and "seed" in start.hparams
