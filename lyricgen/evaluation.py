@@ -14,7 +14,7 @@ from lyricgen.data.datamodule import LyricsDataModule
 from lyricgen.data.tokenizer import NEWLINE
 from lyricgen.decoding import DecodingOptions
 from lyricgen.errors import LyricgenError
-from lyricgen.generation import LyricsGenerator, tokens_to_text
+from lyricgen.generation import LyricsGenerator
 from lyricgen.metrics import form_metrics, lines_of, lyric_metrics, sample_lines
 from lyricgen.model import LyricsLM
 
@@ -37,7 +37,7 @@ def measures(generator: LyricsGenerator, samples: list[list[str]], known_lines: 
     ))
     nll = tokens = 0.0
     for tokens_ in samples:
-        text = tokens_to_text(tokens_)
+        text = generator.tokenizer.detokenize(tokens_)
         if text.strip():
             c = critique(generator, text, opts.rhyme_rule)
             nll += math.log(c.ppl) * c.tokens

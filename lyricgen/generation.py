@@ -20,18 +20,13 @@ import torch
 
 from lyricgen.checkpoint import build_net, load_checkpoint, read_extras
 from lyricgen.data.ngrams import NgramIndex
-from lyricgen.data.tokenizer import NEWLINE, SPACE, Tokenizer
+from lyricgen.data.tokenizer import NEWLINE, SPACE, Tokenizer, from_settings
 from lyricgen.data.vocab import Vocab
 from lyricgen.decoding.form import FormDecoder, WordTables
 from lyricgen.decoding.options import DecodingOptions
 from lyricgen.decoding.sampling import decode
 from lyricgen.errors import LyricgenError
 from lyricgen.rnnlm import RNNLM
-
-
-def tokens_to_text(tokens: list[str]) -> str:
-    """Join words into text; newline tokens become line breaks, with no trailing one."""
-    return "".join(tokens).strip("\n")
 
 
 def _similar_words(word: str, vocab: Vocab, k: int = 5) -> list[str]:
@@ -73,7 +68,7 @@ class LyricsGenerator:
     @property
     def tokenizer(self) -> Tokenizer:
         if self._tokenizer is None:
-            self._tokenizer = Tokenizer(hmm=self.tokenizer_settings.get("hmm", True))
+            self._tokenizer = from_settings(self.tokenizer_settings)
         return self._tokenizer
 
     def word_tables(self, rule: str) -> WordTables:
@@ -100,7 +95,13 @@ class LyricsGenerator:
         return self.vocab.encode(tokens)
 
     def check_form(self, opts: DecodingOptions) -> None:
-        """Refuse keywords and a rhyme_with that the model does not know."""
+        """Refuse form options for a tokeniser without them, and keywords and a rhyme_with that the model
+        does not know."""
+        if not self.tokenizer.supports_form:
+            raise LyricgenError(
+                f"the lyric-form options (rhyme, line_chars, acrostic, keywords, no_copy) work with the jieba and char "
+                f"tokenisers; this model was trained with tokenizer={self.tokenizer.name}: leave them out"
+            )
         for word in opts.keyword_list():
             if word not in self.vocab:
                 raise self._unknown("keyword", word)
@@ -136,4 +137,4 @@ class LyricsGenerator:
         Options are the fields of `DecodingOptions` (or `opts=DecodingOptions(...)`); `seed` makes
         sampling reproducible.
         """
-        return [tokens_to_text(tokens) for tokens in self.generate_tokens(start_word, seed, **options)]
+        return [self.tokenizer.detokenize(tokens) for tokens in self.generate_tokens(start_word, seed, **options)]

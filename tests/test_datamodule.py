@@ -4,7 +4,7 @@ import lightning as L
 import pytest
 import torch
 
-from lyricgen.data.datamodule import LyricsDataModule, characters
+from lyricgen.data.datamodule import LyricsDataModule
 from lyricgen.data.tokenizer import NEWLINE
 from lyricgen.errors import LyricgenError
 from lyricgen.model import LyricsLM
@@ -50,7 +50,7 @@ def test_chars_per_token_counts_spaces_and_line_breaks(tmp_path):
     path.write_text("\n".join(lines), encoding="utf-8")
     dm = make(path, tmp_path, val_fraction=0.05, test_fraction=0.05, seq_len=3)
     assert dm.test_tokens == ["我", " ", "爱", " ", "你", "\n"]
-    assert characters(dm.test_tokens) == 6  # each space and the line break count one character
+    assert dm.tokenizer.text_length(dm.test_tokens) == 6  # each space and the line break count one character
     # the first token is never a target: 5 predicted tokens stand for 5 characters (" 爱 你\n")
     assert dm.chars_per_token["test"] == pytest.approx(5 / 5)
 

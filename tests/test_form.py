@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lyricgen.data.ngrams import NgramIndex
-from lyricgen.data.tokenizer import NEWLINE, Tokenizer
+from lyricgen.data.tokenizer import NEWLINE, JiebaTokenizer
 from lyricgen.data.vocab import Vocab
 from lyricgen.decoding.form import count_chars
 from lyricgen.decoding.rhyme import rhyme_class
@@ -29,7 +29,7 @@ def lines_of(text: str) -> list[str]:
 
 def last_word_class(gen: LyricsGenerator, line: str, rule: str = "shisan") -> str | None:
     """The rhyme class of a generated line, read back independently: jieba, then the last word."""
-    return rhyme_class(Tokenizer().tokenize_line(line)[-1], rule)
+    return rhyme_class(JiebaTokenizer().tokenize_line(line)[-1], rule)
 
 
 def test_rhyme_scheme_and_exact_line_lengths(gen):
@@ -59,7 +59,7 @@ def test_rhyme_with_sets_the_a_class(gen):
 
 
 def test_acrostic_keywords_no_copy_and_rhyme_together(gen):
-    tok = Tokenizer()
+    tok = JiebaTokenizer()
     train_runs = {pair for line in TINY_LINES for pair in itertools.pairwise(tok.tokenize_line(line))}
     for seed in SEEDS:
         for text in gen.generate("", seed=seed, acrostic="星我月风", rhyme="AABB", line_chars=6, keywords=["安静"],

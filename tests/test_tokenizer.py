@@ -3,11 +3,11 @@ import logging
 
 import pytest
 
-from lyricgen.data.tokenizer import NEWLINE, SPACE, Tokenizer, tokenize_songs
+from lyricgen.data.tokenizer import NEWLINE, SPACE, JiebaTokenizer, tokenize_songs
 
 
 def test_words_and_phrase_breaks():
-    tok = Tokenizer()
+    tok = JiebaTokenizer()
     words = tok.tokenize_line("  想要和你飞到宇宙去 \u3000 融化在一起\t")
     assert words[0] != SPACE and words[-1] != SPACE  # ends stripped
     assert words.count(SPACE) == 1  # one run of ASCII and full-width spaces is one break
@@ -16,34 +16,34 @@ def test_words_and_phrase_breaks():
 
 
 def test_text_with_line_breaks():
-    tokens = Tokenizer().tokenize("星星\n月亮")
+    tokens = JiebaTokenizer().tokenize("星星\n月亮")
     assert tokens == ["星星", NEWLINE, "月亮"]
 
 
 def test_cache_is_used_on_second_run(tmp_path, monkeypatch):
     songs = [["星星 在天上", "我爱你"]]
-    first = tokenize_songs(songs, Tokenizer(), "abc", tmp_path)
+    first = tokenize_songs(songs, JiebaTokenizer(), "abc", tmp_path)
     assert len(list(tmp_path.glob("tokens-*.json"))) == 1
 
     def no_jieba(self, line):
         raise AssertionError("jieba ran although the cache holds this corpus")
 
-    monkeypatch.setattr(Tokenizer, "tokenize_line", no_jieba)
-    assert tokenize_songs(songs, Tokenizer(), "abc", tmp_path) == first
+    monkeypatch.setattr(JiebaTokenizer, "tokenize_line", no_jieba)
+    assert tokenize_songs(songs, JiebaTokenizer(), "abc", tmp_path) == first
 
 
 def test_cache_is_keyed_by_corpus_and_settings(tmp_path):
     songs = [["星星 在天上"]]
-    tokenize_songs(songs, Tokenizer(), "abc", tmp_path)
-    tokenize_songs(songs, Tokenizer(), "other-corpus", tmp_path)
-    tokenize_songs(songs, Tokenizer(hmm=False), "abc", tmp_path)
+    tokenize_songs(songs, JiebaTokenizer(), "abc", tmp_path)
+    tokenize_songs(songs, JiebaTokenizer(), "other-corpus", tmp_path)
+    tokenize_songs(songs, JiebaTokenizer(hmm=False), "abc", tmp_path)
     assert len(list(tmp_path.glob("tokens-*.json"))) == 3
 
 
 @pytest.mark.parametrize("damage", ["truncate", "tamper"])
 def test_corrupt_cache_is_rebuilt_with_a_warning(tmp_path, caplog, damage):
     songs = [["星星 在天上", "我爱你"]]
-    good = tokenize_songs(songs, Tokenizer(), "abc", tmp_path)
+    good = tokenize_songs(songs, JiebaTokenizer(), "abc", tmp_path)
     (path,) = tmp_path.glob("tokens-*.json")
     text = path.read_text(encoding="utf-8")
     if damage == "truncate":
@@ -53,6 +53,6 @@ def test_corrupt_cache_is_rebuilt_with_a_warning(tmp_path, caplog, damage):
         data["songs"][0][0] = ["篡改"]
         path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     with caplog.at_level(logging.WARNING):
-        assert tokenize_songs(songs, Tokenizer(), "abc", tmp_path) == good
+        assert tokenize_songs(songs, JiebaTokenizer(), "abc", tmp_path) == good
     assert "corrupt" in caplog.text
     assert json.loads(path.read_text(encoding="utf-8"))["songs"] == good  # repaired on disk

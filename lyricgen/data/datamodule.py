@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from lyricgen.data.datasets import ChunkDataset, StreamDataset, pad_collate
 from lyricgen.data.source import ensure_file, read_songs
-from lyricgen.data.tokenizer import NEWLINE, Tokenizer, tokenize_songs
+from lyricgen.data.tokenizer import NEWLINE, JiebaTokenizer, Tokenizer, tokenize_songs
 from lyricgen.data.vocab import Vocab
 from lyricgen.errors import LyricgenError
 
@@ -47,9 +47,6 @@ def split_songs(
     return train, val, test
 
 
-def characters(tokens: list[str]) -> int:
-    """Characters of the text the tokens stand for (a line break and a space token count one each)."""
-    return sum(len(tok) for tok in tokens)
 
 
 def stream(songs: list[list[list[str]]]) -> list[str]:
@@ -71,7 +68,9 @@ class LyricsDataModule(L.LightningDataModule):
         test_fraction: share of the lines (from the end) held out for the final test.
         min_freq: words seen fewer times in the training split become `<unk>`.
         stateful: lay the training stream out as `batch_size` parallel streams for truncated BPTT.
-        hmm: jieba's HMM for words that are not in its dictionary.
+        tokenizer: how text becomes tokens (`conf/tokenizer/`: jieba words, characters, English words).
+        blank_lines: keep empty lines (plays and prose, where they separate speeches); lyrics drop them.
+        hmm: jieba's HMM switch, for configs made before `tokenizer` (used when no tokenizer is given).
     """
 
     def __init__(
@@ -89,6 +88,8 @@ class LyricsDataModule(L.LightningDataModule):
         min_freq: int = 2,
         num_workers: int = 0,
         stateful: bool = False,
+        tokenizer: Tokenizer | None = None,
+        blank_lines: bool = False,
         hmm: bool = True,
     ) -> None:
         super().__init__()
@@ -111,7 +112,8 @@ class LyricsDataModule(L.LightningDataModule):
         self.seq_len, self.batch_size, self.val_fraction = seq_len, batch_size, val_fraction
         self.test_fraction = test_fraction
         self.min_freq, self.num_workers, self.stateful = min_freq, num_workers, stateful
-        self.tokenizer = Tokenizer(hmm=hmm)
+        self.tokenizer = tokenizer or JiebaTokenizer(hmm=hmm)
+        self.blank_lines = blank_lines
         self.vocab: Vocab | None = None  # set it before setup() to reuse a checkpoint's vocabulary
         self.train_tokens: list[str] = []
         self.val_tokens: list[str] = []
@@ -120,7 +122,7 @@ class LyricsDataModule(L.LightningDataModule):
         self.unk_share: dict[str, float] = {}  # per split: share of its tokens that are <unk>
 
     def _tokenized_songs(self) -> list[list[list[str]]]:
-        songs, digest = read_songs(self.path, self.encoding, self.member)
+        songs, digest = read_songs(self.path, self.encoding, self.member, self.blank_lines)
         return tokenize_songs(songs, self.tokenizer, digest, self.cache_dir)
 
     def prepare_data(self) -> None:
@@ -161,7 +163,7 @@ class LyricsDataModule(L.LightningDataModule):
         for stage, tokens, ids in (("val", self.val_tokens, self.val_ids), ("test", self.test_tokens, self.test_ids)):
             if len(tokens) > 1:
                 # the first token is never a target: the figures are over tokens[1:]
-                self.chars_per_token[stage] = characters(tokens[1:]) / (len(tokens) - 1)
+                self.chars_per_token[stage] = self.tokenizer.text_length(tokens[1:]) / (len(tokens) - 1)
                 self.unk_share[stage] = float((ids[1:] == unk).float().mean())
         log.info(
             "Corpus: %d training, %d validation, %d test tokens, vocabulary of %d (min_freq=%d), <unk> share "

@@ -82,11 +82,15 @@ def _decode(raw: bytes, encoding: str, where: str) -> str:
         ) from None
 
 
-def read_songs(path: str | os.PathLike, encoding: str = "utf-8", member: str | None = None) -> tuple[list[Song], str]:
-    """Read a corpus as songs of lines, plus a sha256 that identifies its content.
+def read_songs(
+    path: str | os.PathLike, encoding: str = "utf-8", member: str | None = None, blank_lines: bool = False
+) -> tuple[list[Song], str]:
+    """Read a corpus as songs of lines, plus a sha256 that identifies them.
 
     A `.zip` file yields its `member` (or its only member) as one song; a text file is one song; a
-    folder yields one song per `.txt` file, in sorted order. Blank lines are dropped.
+    folder yields one song per `.txt` file, in sorted order. Blank lines are dropped, unless
+    `blank_lines` (prose and plays, where an empty line separates speeches): then they are kept as empty
+    lines, except at the start and the end of a file.
     """
     path = Path(path)
     if not path.exists():
@@ -108,12 +112,15 @@ def read_songs(path: str | os.PathLike, encoding: str = "utf-8", member: str | N
             raise LyricgenError(f"{path} is not a valid zip file; delete it so that it is downloaded again") from None
     else:
         raws = [(path.read_bytes(), str(path))]
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(b"blank lines kept" if blank_lines else b"")
     songs = []
     for raw, where in raws:
         digest.update(hashlib.sha256(raw).digest())
         text = _decode(raw, encoding, where)
-        lines = [line for line in text.splitlines() if line.strip()]
+        if blank_lines:
+            lines = [line if line.strip() else "" for line in text.strip("\r\n").splitlines()]
+        else:
+            lines = [line for line in text.splitlines() if line.strip()]
         if lines:
             songs.append(lines)
     if not songs:

@@ -1,8 +1,16 @@
-"""Word-level tokenisation with jieba, line by line, and a cache of the tokenised corpus.
+"""Tokenisers, line by line, and a cache of the tokenised corpus.
 
-Whitespace: inside a line, any run of whitespace (ASCII spaces, tabs, full-width U+3000 spaces) is
-one phrase break and becomes a single space token " "; whitespace at the ends of a line is dropped.
-Each line ends with the newline token "\\n", so that generated lyrics keep their line structure.
+Three tokenisers, chosen with the `tokenizer` config group (`conf/tokenizer/`):
+- `jieba` (`JiebaTokenizer`): Chinese words. Inside a line, any run of whitespace (ASCII spaces, tabs,
+  full-width U+3000 spaces) is one phrase break and becomes a single space token " "; whitespace at the
+  ends of a line is dropped.
+- `char` (`CharTokenizer`): every character is a token, spaces included, exactly as written.
+- `words` (`WordsTokenizer`): for languages written with spaces: words (with inner apostrophes and
+  hyphens: "I'll", "well-known") and punctuation marks are tokens, spaces are not; `detokenize` puts
+  the spaces back where English puts them ("Once upon a time," not "Once upon a time ,").
+
+Each line ends with the newline token "\\n", so that generated text keeps its line structure. The
+tokeniser's `settings` travel in the checkpoint; `from_settings` rebuilds it for generation.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -22,7 +31,45 @@ CACHE_FORMAT = 1
 
 
 class Tokenizer:
-    """Segments text into words with jieba; `hmm` is jieba's HMM switch for unseen words."""
+    """A line-by-line tokeniser: `tokenize_line` and `detokenize` are what each kind defines."""
+
+    name = "?"
+    #: the lyric-form options (rhyme, line_chars, acrostic) read a token's characters as written text
+    supports_form = True
+
+    @property
+    def settings(self) -> dict:
+        return {"name": self.name}
+
+    def tokenize_line(self, line: str) -> list[str]:
+        raise NotImplementedError
+
+    def tokenize(self, text: str) -> list[str]:
+        """Tokens of a text of several lines; line breaks inside it become newline tokens."""
+        tokens: list[str] = []
+        for i, line in enumerate(text.split("\n")):
+            if i:
+                tokens.append(NEWLINE)
+            tokens.extend(self.tokenize_line(line))
+        return tokens
+
+    def join(self, tokens: list[str]) -> str:
+        """The text the tokens stand for, newline tokens as line breaks."""
+        return "".join(tokens)
+
+    def detokenize(self, tokens: list[str]) -> str:
+        """Text of the tokens, with no line break at either end."""
+        return self.join(tokens).strip("\n")
+
+    def text_length(self, tokens: list[str]) -> int:
+        """Characters of the text the tokens stand for (a line break counts one): the bpc denominator."""
+        return len(self.join(tokens))
+
+
+class JiebaTokenizer(Tokenizer):
+    """Segments Chinese text into words with jieba; `hmm` is jieba's HMM switch for unseen words."""
+
+    name = "jieba"
 
     def __init__(self, hmm: bool = True) -> None:
         self.hmm = hmm
@@ -32,7 +79,7 @@ class Tokenizer:
     def settings(self) -> dict:
         import jieba
 
-        return {"name": "jieba", "hmm": self.hmm, "jieba_version": getattr(jieba, "__version__", "?")}
+        return {"name": self.name, "hmm": self.hmm, "jieba_version": getattr(jieba, "__version__", "?")}
 
     def _cut(self, text: str) -> list[str]:
         if self._jieba is None:
@@ -51,14 +98,86 @@ class Tokenizer:
             tokens.extend(self._cut(phrase))
         return tokens
 
-    def tokenize(self, text: str) -> list[str]:
-        """Words of a text of several lines; line breaks inside it become newline tokens."""
-        tokens: list[str] = []
-        for i, line in enumerate(text.split("\n")):
-            if i:
-                tokens.append(NEWLINE)
-            tokens.extend(self.tokenize_line(line))
-        return tokens
+
+class CharTokenizer(Tokenizer):
+    """Every character a token, spaces included (a line is its characters, exactly as written)."""
+
+    name = "char"
+
+    def tokenize_line(self, line: str) -> list[str]:
+        return list(line)
+
+
+# a word (inner apostrophes and hyphens; a final apostrophe when a space follows: o' the), a dash, a mark
+_WORD = re.compile(r"\w+(?:['’-]\w+)*(?:['’](?=\s|$))?|-{2,}|[^\w\s]")
+_NO_SPACE_BEFORE = {*",.;:!?)]}%…", "--"}
+_NO_SPACE_AFTER = {*"([{$", "--"}
+_CLOSES_QUOTE = set(".!?,;:")  # a lone apostrophe after these closes a quote; elsewhere it opens a word ('tis)
+
+
+class WordsTokenizer(Tokenizer):
+    """Words and punctuation marks of text written with spaces; spaces are not tokens.
+
+    `lowercase` folds case (a smaller vocabulary, text generated in lower case).
+    """
+
+    name = "words"
+    supports_form = False
+
+    def __init__(self, lowercase: bool = False) -> None:
+        self.lowercase = lowercase
+
+    @property
+    def settings(self) -> dict:
+        return {"name": self.name, "lowercase": self.lowercase}
+
+    def tokenize_line(self, line: str) -> list[str]:
+        return _WORD.findall(line.lower() if self.lowercase else line)
+
+    def join(self, tokens: list[str]) -> str:
+        lines, out, prev = [], [], ""
+        open_quote = False  # a straight double quote is open in this line
+        opens = False  # the previous token is an apostrophe that opens a word
+        for tok in tokens:
+            if tok == NEWLINE:
+                lines.append("".join(out))
+                out, prev, open_quote = [], "", False
+                continue
+            glue = not out or tok in _NO_SPACE_BEFORE or prev in _NO_SPACE_AFTER
+            if tok == '"':
+                glue = glue or open_quote  # a closing quote sticks to the word before it
+                open_quote = not open_quote
+            elif prev == '"' and open_quote:
+                glue = True  # the word after an opening quote
+            elif tok == "'" and prev in _CLOSES_QUOTE:
+                glue = True  # a closing quote after a mark: friends,'
+            elif prev == "'" and opens:
+                glue = True  # 'tis, 'em: an apostrophe that opens a word
+            opens = tok == "'" and prev not in _CLOSES_QUOTE
+            out.append(tok if glue else " " + tok)
+            prev = tok
+        lines.append("".join(out))
+        return "\n".join(lines)
+
+
+TOKENIZERS = {cls.name: cls for cls in (JiebaTokenizer, CharTokenizer, WordsTokenizer)}
+
+
+def from_settings(settings: dict | None) -> Tokenizer:
+    """The tokeniser a checkpoint was trained with (its `settings`); jieba for checkpoints made before
+    tokenisers had names."""
+    settings = dict(settings or {})
+    name = settings.pop("name", "jieba")
+    if name not in TOKENIZERS:
+        from lyricgen.errors import LyricgenError
+
+        raise LyricgenError(f"the checkpoint was made with tokenizer {name!r}, which this lyricgen does not know "
+                            f"({', '.join(TOKENIZERS)}); update lyricgen")
+    if name == "jieba":
+        return JiebaTokenizer(hmm=settings.get("hmm", True))
+    if name == "words":
+        return WordsTokenizer(lowercase=settings.get("lowercase", False))
+    return CharTokenizer()
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
