@@ -69,8 +69,8 @@ class LyricsLM(L.LightningModule):
         self.vocab = vocab
         self.tokenizer_settings = dict(tokenizer or {})  # a plain dict: checkpoints load with weights_only
         self.ngrams = ngrams
-        self.val_loss = MeanMetric()
-        self.test_loss = MeanMetric()
+        self.val_loss, self.val_acc = MeanMetric(), MeanMetric()
+        self.test_loss, self.test_acc = MeanMetric(), MeanMetric()
         self._carried: Hidden | None = None  # hidden state carried across batches when stateful
 
     def init_hidden(self, batch_size: int) -> Hidden:
@@ -89,13 +89,18 @@ class LyricsLM(L.LightningModule):
         if carry:
             self._carried = detach_hidden(hidden)
         # Sum over tokens, then divide by the number of real (unpadded) targets: a token average.
-        n_tokens = (y != IGNORE_INDEX).sum()
+        real = y != IGNORE_INDEX
+        n_tokens = real.sum()
         loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=IGNORE_INDEX, reduction="sum") / n_tokens
+        # next-token accuracy: the share of targets that are the model's most likely token (the toys' curve)
+        acc = ((logits.argmax(-1) == y) & real).sum() / n_tokens
         if stage == "train":
             self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=x.size(0))
+            self.log("train/acc", acc, on_step=True, on_epoch=False, batch_size=x.size(0))
             return loss + self.activation_penalty(raw, dropped)
         else:
             getattr(self, f"{stage}_loss").update(loss, weight=n_tokens)
+            getattr(self, f"{stage}_acc").update(acc, weight=n_tokens)
         return loss
 
     def activation_penalty(self, raw: torch.Tensor, dropped: torch.Tensor) -> torch.Tensor:
@@ -121,9 +126,11 @@ class LyricsLM(L.LightningModule):
     def _log_epoch(self, stage: str) -> None:
         # The token-weighted mean over the whole split (reduced over every process), then its exp:
         # the perplexity of the split, not a mean of per-batch perplexities.
-        metric = getattr(self, f"{stage}_loss")
+        metric, acc = getattr(self, f"{stage}_loss"), getattr(self, f"{stage}_acc")
         loss = metric.compute()
         metric.reset()
+        self.log(f"{stage}/acc", acc.compute(), sync_dist=True)
+        acc.reset()
         # compute() already reduced over processes; sync_dist only averages equal values (and is the DDP idiom)
         self.log(f"{stage}/loss", loss, sync_dist=True)
         self.log(f"{stage}/ppl", torch.exp(loss), prog_bar=True, sync_dist=True)
