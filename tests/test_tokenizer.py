@@ -3,7 +3,10 @@ import logging
 
 import pytest
 
-from lyricgen.data.tokenizer import NEWLINE, SPACE, JiebaTokenizer, tokenize_songs
+from lyricgen.data.tokenizer import (
+    NEWLINE, SPACE, CharTokenizer, JiebaTokenizer, WordsTokenizer, from_settings, tokenize_songs,
+)
+from lyricgen.errors import LyricgenError
 
 
 def test_words_and_phrase_breaks():
@@ -56,3 +59,59 @@ def test_corrupt_cache_is_rebuilt_with_a_warning(tmp_path, caplog, damage):
         assert tokenize_songs(songs, JiebaTokenizer(), "abc", tmp_path) == good
     assert "corrupt" in caplog.text
     assert json.loads(path.read_text(encoding="utf-8"))["songs"] == good  # repaired on disk
+
+
+ROUND_TRIPS = [
+    "星星在天上 闪烁\n我爱你",  # Chinese, a phrase break
+    "Once upon a time, there was a king.\nROMEO: I'll go--'tis he, \"my lord\" (said she)!",  # English
+    "Hello 世界, ok.\nLove 你 3000",  # mixed
+]
+
+
+@pytest.mark.parametrize("text", ROUND_TRIPS)
+def test_char_round_trip_keeps_every_character(text):
+    tok = CharTokenizer()
+    tokens = tok.tokenize(text)
+    assert tok.detokenize(tokens) == text and tok.text_length(tokens) == len(text)
+    assert all(len(t) == 1 for t in tokens) and " " in tokens  # spaces are tokens
+
+
+@pytest.mark.parametrize("text", ROUND_TRIPS[1:])
+def test_words_round_trip_gives_readable_text(text):
+    tok = WordsTokenizer()
+    tokens = tok.tokenize(text)
+    assert " " not in tokens and "," in tokens  # punctuation is a token, spaces are not
+    assert tok.detokenize(tokens) == text
+    assert tok.text_length(tokens) == len(text)  # bpc counts the spaces the tokens stand for
+
+
+def test_words_tokens():
+    tokens = WordsTokenizer().tokenize_line("Once upon a time, the well-known king's o' the sea--")
+    assert tokens == ["Once", "upon", "a", "time", ",", "the", "well-known", "king's", "o'", "the", "sea", "--"]
+    assert WordsTokenizer(lowercase=True).tokenize_line("ROMEO: Hi") == ["romeo", ":", "hi"]
+
+
+def test_jieba_round_trip():
+    tok = JiebaTokenizer()
+    assert tok.detokenize(tok.tokenize(ROUND_TRIPS[0])) == ROUND_TRIPS[0]
+
+
+@pytest.mark.parametrize("tok", [JiebaTokenizer(hmm=False), CharTokenizer(), WordsTokenizer(lowercase=True)])
+def test_settings_rebuild_the_tokenizer(tok):
+    again = from_settings(tok.settings)
+    assert type(again) is type(tok) and again.settings == tok.settings
+    assert again.tokenize(ROUND_TRIPS[2]) == tok.tokenize(ROUND_TRIPS[2])
+
+
+def test_settings_of_old_checkpoints_mean_jieba():
+    assert isinstance(from_settings({"hmm": True, "jieba_version": "0.42.1"}), JiebaTokenizer)
+    with pytest.raises(LyricgenError, match="tokenizer 'bpe'"):
+        from_settings({"name": "bpe"})
+
+
+def test_cache_key_changes_with_the_tokenizer(tmp_path):
+    songs = [["Once upon a time, 星星"]]
+    results = [tokenize_songs(songs, tok, "abc", tmp_path) for tok in (JiebaTokenizer(), CharTokenizer(), WordsTokenizer())]
+    assert len(list(tmp_path.glob("tokens-*.json"))) == 3
+    assert results[1][0][0][:4] == ["O", "n", "c", "e"] and results[2][0][0][:2] == ["Once", "upon"]
+    assert tokenize_songs(songs, CharTokenizer(), "abc", tmp_path) == results[1]  # read back, not mixed up

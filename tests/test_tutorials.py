@@ -1,0 +1,100 @@
+"""The tutorials' recipes: character and English-word models on small corpora, the two toys, tiny
+Shakespeare downloaded with its checksum (from a local server)."""
+
+import hashlib
+import http.server
+import shutil
+import threading
+from collections import Counter
+from functools import partial
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.conftest import ROOT, best_checkpoint, compose_train, run_script, tiny_overrides
+
+ENGLISH = ["Once upon a time, there was a king.", "He lived in a castle by the sea!", "ROMEO: I'll go--'tis he."]
+
+
+def train_and_generate(tmp_path: Path, lines: list[str], train: list[str], generate: list[str]) -> str:
+    """Train on `lines` sung over and over, delete the corpus, and generate from the best checkpoint."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(lines * 30) + "\n", encoding="utf-8")
+    run_dir = tmp_path / "run"
+    result = run_script("train", *tiny_overrides(corpus, tmp_path, *train), f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    corpus.unlink()  # generation needs only the checkpoint: vocabulary and tokeniser travel in it
+    shutil.rmtree(tmp_path / "data")
+    out = run_script("generate", f"ckpt_path={best_checkpoint(run_dir)}", "strategy=greedy", *generate)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+def test_char_model_continues_a_learnt_english_line(tmp_path):
+    text = train_and_generate(tmp_path, ENGLISH, ["tokenizer=char", "data.seq_len=64", "trainer.max_epochs=6"],
+                              ["start_word=Once upon", "lines=2"])
+    assert text.splitlines()[:2] == ENGLISH[:2]
+
+
+def test_words_model_writes_readable_english(tmp_path):
+    text = train_and_generate(tmp_path, ENGLISH, ["tokenizer=words", "data.min_freq=1"],
+                              ["start_word=He lived", "lines=2"])
+    assert text.splitlines()[:2] == [ENGLISH[1], ENGLISH[2]]  # "sea!" and "go--'tis", spaced as written
+
+
+def test_window_of_ten_characters_toy(tmp_path):
+    # tutorial 1: a character SimpleRNN trained on windows of 10 characters, argmax generation
+    line = "the quick brown fox jumps over the lazy dog"
+    text = train_and_generate(
+        tmp_path, [line], ["tokenizer=char", "model=rnn", "data.seq_len=10", "data.min_freq=1", "trainer.max_epochs=8"],
+        [f"start_word={line[:10]}", "lines=3", "length=200"],
+    )
+    assert text.splitlines()[:3] == [line] * 3
+
+
+def test_abcde_toy_reaches_full_accuracy(tmp_path):
+    # tutorial 2: a SimpleRNN that learns to continue "abcde", with accuracy and loss curves
+    text = train_and_generate(tmp_path, ["abcde"], ["tokenizer=char", "model=rnn", "data.min_freq=1", "data.seq_len=8"],
+                              ["start_word=a", "lines=4"])
+    assert text.splitlines()[:4] == ["abcde"] * 4
+    (version,) = (tmp_path / "run" / "tensorboard").iterdir()
+    acc = EventAccumulator(str(version))
+    acc.Reload()
+    val_acc = [e.value for e in acc.Scalars("val/acc")]
+    loss = [e.value for e in acc.Scalars("train/loss")]
+    assert val_acc[-1] == pytest.approx(1.0) and val_acc[0] < 1.0  # the accuracy curve climbs to 100%
+    assert loss[-1] < 0.1 * loss[0]
+    assert "train/acc" in acc.Tags()["scalars"]
+
+
+@pytest.fixture
+def shakespeare_server(tmp_path):
+    """data/tinyshakespeare.txt (CI copies it from ../shared/data) served on a local port."""
+    source = ROOT / "data" / "tinyshakespeare.txt"
+    if not source.is_file():
+        pytest.skip("data/tinyshakespeare.txt is missing: copy it from ../shared/data (as .ci/run does)")
+    root = tmp_path / "www"
+    root.mkdir()
+    shutil.copy(source, root / "input.txt")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(http.server.SimpleHTTPRequestHandler, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/input.txt"
+    server.shutdown()
+
+
+def test_shakespeare_is_downloaded_once_and_checked(tmp_path, shakespeare_server):
+    cfg = compose_train(["data=shakespeare", "tokenizer=char", f"paths.data_dir={tmp_path / 'data'}",
+                         f"data.url={shakespeare_server}"], tmp_path)
+    assert cfg.data.sha256 == "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"  # the published file
+    dm = instantiate(cfg.data)
+    dm.prepare_data()
+    dm.setup("fit")
+    path = tmp_path / "data" / "tinyshakespeare.txt"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == cfg.data.sha256
+    seen = Counter(dm.train_tokens)
+    assert len(dm.vocab) == 1 + sum(n >= 2 for n in seen.values()) and len(dm.vocab) > 60  # characters and <unk>
+    assert dm.train_tokens[:15] == list("First Citizen:\n")
+    assert "\n\n" in "".join(dm.train_tokens[:200])  # the blank line between speeches is kept
+    assert dm.chars_per_token["test"] == 1.0  # a character model: bpc = loss in bits
