@@ -39,8 +39,8 @@ MAX_START_WORD = 50  # characters
 MAX_LINES = 64
 MAX_SAMPLES = 16
 MAX_CRITIC_CHARS = 10_000
-MAX_LINE_CHARS = 50  # characters per line (line_chars and max_line_chars)
-MAX_BEST_OF = 16
+MAX_LINE_CHARS = 30  # characters per line (line_chars and max_line_chars): the cost of a form line grows with it
+MAX_BEST_OF = 8  # candidates per line: form decoding decodes samples x best_of rows at once
 MAX_KEYWORDS = 16
 
 SCHEMES = ["AABB", "ABAB", "AAAA", "XAXA", "ABBA", "AABA"]  # offered in the list; any other can be typed
@@ -221,7 +221,7 @@ class LyricsPage:
 
     def generate(self, start_word: str = "", lines: int = 8, num_samples: int = 1, strategy: str = "sample",
                  temperature: float = 0.8, top_k: int = 0, top_p: float = 0.95, repetition_penalty: float = 1.0,
-                 seed: int | None = None, rhyme: str = "", rhyme_rule: str = "shisan", rhyme_with: str = "",
+                 seed: int | str | None = None, rhyme: str = "", rhyme_rule: str = "shisan", rhyme_with: str = "",
                  line_chars: str = "", acrostic: str = "", keywords: str = "", no_copy: int = 0, best_of: int = 6,
                  max_line_chars: int = 20) -> tuple[str, list[list], list[list]]:
         """Write lyrics: (the lyrics, samples separated by a blank line; a row per line: sample, #, line,
@@ -307,6 +307,9 @@ def build_page(page: LyricsPage):
     import gradio as gr
 
     d = page.defaults
+    # Events take the browser's values as sent (preprocess=False): the page functions check every value and
+    # say what is wrong in one line, where Gradio's own checks (a slider's bounds, a list's choices) would
+    # also print a traceback on the server's console for a visitor's mistake.
     with gr.Blocks(title="lyricgen", analytics_enabled=False) as demo:
         gr.Markdown("# lyricgen\nLyrics from a word-level language model, with rhyme, line lengths, acrostic and a critic.")
         with gr.Tab("Write"):
@@ -323,7 +326,8 @@ def build_page(page: LyricsPage):
                     top_p = gr.Slider(0.05, 1.0, value=d.top_p, step=0.01, label="top-p")
                     repetition_penalty = gr.Slider(1.0, 2.0, value=d.repetition_penalty, step=0.05,
                                                    label="repetition penalty (1: off)")
-                    seed = gr.Number(value=None, precision=0, label="seed (empty: a new one each time)")
+                    # a Textbox, not a Number: a Number cannot be left empty
+                    seed = gr.Textbox(value="", label="seed (empty: a new one each time)")
             with gr.Accordion("form", open=True):
                 with gr.Row():
                     rhyme = gr.Dropdown([("none", ""), *[(s, s) for s in SCHEMES]], value=d.rhyme or "",
@@ -349,7 +353,7 @@ def build_page(page: LyricsPage):
                 _on_page(page.generate),
                 inputs=[start_word, lines, num_samples, strategy, temperature, top_k, top_p, repetition_penalty, seed,
                         rhyme, rhyme_rule, rhyme_with, line_chars, acrostic, keywords, no_copy, best_of, max_line_chars],
-                outputs=[lyrics, line_table, measure_table], api_name="generate",
+                outputs=[lyrics, line_table, measure_table], api_name="generate", preprocess=False,
             )
         with gr.Tab("Critic"):
             text = gr.Textbox(label=f"lyrics to score, one line per line (at most {MAX_CRITIC_CHARS:,} characters)",
@@ -361,15 +365,17 @@ def build_page(page: LyricsPage):
             critic_table = gr.Dataframe(headers=CRITIC_COLUMNS, label="lines", interactive=False, wrap=True)
             summary = gr.Textbox(label="scheme, rhyme rate, perplexity", lines=4, interactive=False)
             score.click(_on_page(page.critic), inputs=[text, critic_rule, copy_n], outputs=[critic_table, summary],
-                        api_name="critic")
+                        api_name="critic", preprocess=False)
         with gr.Tab("Model"):
-            info = gr.Markdown(model_info(page.models.current) if page.models.current else "no model loaded")
+            info = gr.Markdown(model_info(page.models.current) if page.models.current else "no model loaded",
+                               label="loaded model")
             loaded_run = page.models.current.run if page.models.current else None
             run = gr.Dropdown(page.models.run_choices(), value=loaded_run, label=f"training runs under {page.models.runs_dir}/")
             with gr.Row():
                 load = gr.Button("Load this run", variant="primary")
                 refresh = gr.Button("Refresh the list")
-            load.click(_on_page(page.switch), inputs=[run], outputs=[info], api_name="load_run", concurrency_limit=1)
+            load.click(_on_page(page.switch), inputs=[run], outputs=[info], api_name="load_run", concurrency_limit=1,
+                       preprocess=False)
             refresh.click(lambda: gr.Dropdown(choices=page.models.run_choices()), outputs=[run], api_visibility="private")
     return demo
 
@@ -395,7 +401,8 @@ def serve(page: LyricsPage, host: str = "127.0.0.1", port: int = 7860, concurren
     demo = build_page(page)
     demo.queue(default_concurrency_limit=concurrency, max_size=queue_size)
     try:
-        _, url, _ = demo.launch(server_name=host, server_port=port, share=False, quiet=True, prevent_thread_lock=True)
+        _, url, _ = demo.launch(server_name=host, server_port=port, share=False, quiet=True, prevent_thread_lock=True,
+                                 run_history=False)  # no run history page (it offers uploads to a Hugging Face bucket)
     except OSError as e:  # Gradio's "Cannot find empty port in range ..."
         raise LyricgenError(f"cannot serve on {host}:{port} ({str(e).split('.')[0]}); pass port=N with a free port") from None
     print(f"lyricgen page: {url} (Ctrl-C stops it)", flush=True)
