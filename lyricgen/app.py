@@ -393,10 +393,9 @@ def check_serving(host: str, port, concurrency, queue_size) -> tuple[str, int, i
     return host, port, concurrency, queue_size
 
 
-def serve(page: LyricsPage, host: str = "127.0.0.1", port: int = 7860, concurrency: int = 2,
-          queue_size: int = 32) -> None:
-    """Serve the page until Ctrl-C: Gradio's queue decodes `concurrency` requests at once and holds at most
-    `queue_size` waiting; no share link."""
+def start(page: LyricsPage, host: str = "127.0.0.1", port: int = 7860, concurrency: int = 2, queue_size: int = 32):
+    """Start serving the page in the background; (the Gradio Blocks, its address). Gradio's queue decodes
+    `concurrency` requests at once and holds at most `queue_size` waiting; no share link."""
     host, port, concurrency, queue_size = check_serving(host, port, concurrency, queue_size)
     demo = build_page(page)
     demo.queue(default_concurrency_limit=concurrency, max_size=queue_size)
@@ -405,6 +404,13 @@ def serve(page: LyricsPage, host: str = "127.0.0.1", port: int = 7860, concurren
                                  run_history=False)  # no run history page (it offers uploads to a Hugging Face bucket)
     except OSError as e:  # Gradio's "Cannot find empty port in range ..."
         raise LyricgenError(f"cannot serve on {host}:{port} ({str(e).split('.')[0]}); pass port=N with a free port") from None
+    return demo, url
+
+
+def serve(page: LyricsPage, host: str = "127.0.0.1", port: int = 7860, concurrency: int = 2,
+          queue_size: int = 32) -> None:
+    """Serve the page until Ctrl-C (see `start`)."""
+    demo, url = start(page, host, port, concurrency, queue_size)
     print(f"lyricgen page: {url} (Ctrl-C stops it)", flush=True)
     try:
         while demo.is_running:
