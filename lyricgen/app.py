@@ -133,7 +133,7 @@ def model_info(loaded: LoadedModel) -> str:
         ("n-gram index (no_copy, copies)", "yes" if gen.ngrams is not None else "no: retrain for no_copy"),
         ("training text (where a copy is from)", "at hand" if loaded.training_lines is not None else "not found"),
     ]
-    return "\n".join(["| | |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in rows)])
+    return "\n".join(["| loaded model | |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in rows)])
 
 
 def _int(value, name: str) -> int:
