@@ -7,7 +7,7 @@
 
 The page functions are plain Python (`LyricsPage`) and raise `LyricgenError` for a mistake or a request
 over the limits; `build_page` wraps them so that the message appears on the page (`gr.Error`) and the
-server keeps serving. Gradio is imported only by `build_page` and `serve`, so the rest runs without it.
+server keeps serving. Gradio is imported only where the page is built, so the rest runs without it.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class LoadedModel:
     ckpt_path: Path
     run: str | None  # its run's name under runs_dir; None for a checkpoint outside it
     training_lines: list[list[str]] | None  # the run's training text, when at hand (the critic's "where")
-    results: dict  # the run's results.json ({} if there is none)
+    results: dict  # the run's results.json ({} if there is none or it cannot be read)
 
 
 class Models:
@@ -82,9 +82,8 @@ class Models:
         generator.tokenizer.tokenize_line("星星")
         run_dir = run_dir_of(ckpt_path)
         names = {path.resolve(): name for name, path in self.runs().items()}
-        results_file = run_dir / "results.json"
-        results = json.loads(results_file.read_text()) if results_file.is_file() else {}
-        loaded = LoadedModel(generator, ckpt_path, names.get(run_dir), training_lines_of_run(ckpt_path), results)
+        loaded = LoadedModel(generator, ckpt_path, names.get(run_dir), training_lines_of_run(ckpt_path),
+                             _read_json(run_dir / "results.json"))
         with self._lock:
             self.current = loaded
         return loaded
@@ -211,8 +210,13 @@ class LyricsPage:
     """The page's functions, on the current model of `models`; each raises LyricgenError for a mistake."""
 
     def __init__(self, models: Models, defaults: DecodingOptions | None = None) -> None:
+        """`defaults`: the page's first values (checked against the page's limits here)."""
         self.models = models
-        self.defaults = defaults or DecodingOptions(temperature=0.8, top_p=0.95)
+        self.defaults = d = defaults or DecodingOptions(temperature=0.8, top_p=0.95)
+        for value, limit, what in [(d.lines or 0, MAX_LINES, "lines"), (d.num_samples, MAX_SAMPLES, "samples"),
+                                   (d.best_of, MAX_BEST_OF, "best_of"), (d.max_line_chars, MAX_LINE_CHARS, "max_line_chars"),
+                                   (max(d.line_chars_list(), default=0), MAX_LINE_CHARS, "characters per line")]:
+            _at_most(value, limit, what)
 
     def _model(self) -> LoadedModel:
         if self.models.current is None:
@@ -246,8 +250,6 @@ class LyricsPage:
         if opts.rhyme:
             _at_most(len(opts.rhyme), MAX_LINES, "rhyme scheme length (letters)")
         gen = self._model().generator
-        if opts.no_copy and gen.ngrams is None:
-            raise LyricgenError("this checkpoint has no n-gram index, so no_copy cannot be met; retrain it or set no_copy off")
         samples = gen.generate_tokens(start_word, seed=seed, opts=opts)
         lyrics = "\n\n".join("\n".join(text for text, _, _ in _line_rows(s, opts.rhyme_rule)) for s in samples)
         rows = [[k, i, text, chars, rhyme] for k, s in enumerate(samples, 1)
@@ -321,10 +323,11 @@ def build_page(page: LyricsPage):
             with gr.Accordion("sampling", open=True):
                 with gr.Row():
                     strategy = gr.Radio(["sample", "greedy"], value=d.strategy, label="strategy")
-                    temperature = gr.Slider(0.05, 2.0, value=d.temperature, step=0.05, label="temperature")
+                    temperature = gr.Slider(0.05, max(2.0, d.temperature), value=d.temperature, step=0.05,
+                                            label="temperature")
                     top_k = gr.Number(value=d.top_k, precision=0, minimum=0, label="top-k (0: off)")
-                    top_p = gr.Slider(0.05, 1.0, value=d.top_p, step=0.01, label="top-p")
-                    repetition_penalty = gr.Slider(1.0, 2.0, value=d.repetition_penalty, step=0.05,
+                    top_p = gr.Slider(min(0.05, d.top_p), 1.0, value=d.top_p, step=0.01, label="top-p")
+                    repetition_penalty = gr.Slider(1.0, max(2.0, d.repetition_penalty), value=d.repetition_penalty, step=0.05,
                                                    label="repetition penalty (1: off)")
                     # a Textbox, not a Number: a Number cannot be left empty
                     seed = gr.Textbox(value="", label="seed (empty: a new one each time)")

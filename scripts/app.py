@@ -22,12 +22,12 @@ def main(cfg: DictConfig) -> None:
 
         require_gradio()  # bad settings are refused before the model is loaded
         host, port, concurrency, queue_size = check_serving(cfg.host, cfg.port, cfg.concurrency, cfg.queue_size)
-        defaults = DecodingOptions.from_mapping(cfg).check()  # the page's first values
+        models = Models(cfg.runs_dir, device=pick_device(cfg.device))
+        page = LyricsPage(models, DecodingOptions.from_mapping(cfg).check())  # first values, checked against the limits
         ckpt_path = cfg.ckpt_path or find_checkpoint(cfg.runs_dir)
         print(f"checkpoint: {ckpt_path}", file=sys.stderr)
-        models = Models(cfg.runs_dir, device=pick_device(cfg.device))
         models.load(ckpt_path)  # once, before serving: every request shares it
-        serve(LyricsPage(models, defaults), host, port, concurrency, queue_size)
+        serve(page, host, port, concurrency, queue_size)
 
 
 if __name__ == "__main__":

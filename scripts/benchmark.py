@@ -150,7 +150,7 @@ def page_latency(ckpt: str, free: DecodingOptions, form: DecodingOptions, repeat
         for label, opts in (("8 free lines", free), ("8 lines rhyme=AABB line_chars=7", form)):
             asked = dict(start_word="", lines=8, temperature=opts.temperature, top_p=opts.top_p,
                          rhyme=opts.rhyme or "", line_chars=str(opts.line_chars or ""))
-            calls = {  # the same lyrics three ways: the same options and seeds
+            calls = {  # the same lyrics four ways: the same options and seeds
                 "decoding": lambda r: gen.generate("", seed=r, opts=opts),
                 "page function (decoding, annotation, measures)": lambda r: page.generate(**asked, seed=r),
                 "request through gradio_client": lambda r: client.predict(**asked, seed=str(r), api_name="/generate"),

@@ -291,6 +291,8 @@ def test_ctrl_c_ends_the_server_cleanly(server):  # last: it stops the module's 
     (["ckpt_path=/nonexistent/x.ckpt"], "checkpoint /nonexistent/x.ckpt does not exist"),
     (["runs_dir=/nonexistent"], "no training run found under /nonexistent/"),
     (["port=abc"], "port must be a whole number, got 'abc'"),
+    (["lines=100", "ckpt_path=/nonexistent/x.ckpt"], "lines: 100, over this page's limit of 64"),  # before loading
+    (["temperature=0"], "temperature must be > 0"),
 ])
 def test_script_refuses_bad_settings_in_one_line(args, fragment):
     pytest.importorskip("gradio", reason="the page needs the app extra: pip install -e '.[app]'")
