@@ -370,16 +370,21 @@ def build_page(page: LyricsPage):
             score.click(_on_page(page.critic), inputs=[text, critic_rule, copy_n], outputs=[critic_table, summary],
                         api_name="critic", preprocess=False)
         with gr.Tab("Model"):
-            info = gr.Markdown(model_info(page.models.current) if page.models.current else "no model loaded",
-                               label="loaded model")
-            loaded_run = page.models.current.run if page.models.current else None
-            run = gr.Dropdown(page.models.run_choices(), value=loaded_run, label=f"training runs under {page.models.runs_dir}/")
+            info = gr.Markdown(label="loaded model")
+            run = gr.Dropdown([], label=f"training runs under {page.models.runs_dir}/")
             with gr.Row():
                 load = gr.Button("Load this run", variant="primary")
                 refresh = gr.Button("Refresh the list")
             load.click(_on_page(page.switch), inputs=[run], outputs=[info], api_name="load_run", concurrency_limit=1,
                        preprocess=False)
             refresh.click(lambda: gr.Dropdown(choices=page.models.run_choices()), outputs=[run], api_visibility="private")
+
+        def shown_model():  # on every page load: the model loaded now, which a switch may have changed
+            loaded = page.models.current
+            return (model_info(loaded) if loaded else "no model loaded",
+                    gr.Dropdown(choices=page.models.run_choices(), value=loaded.run if loaded else None))
+
+        demo.load(shown_model, outputs=[info, run], api_visibility="private")
     return demo
 
 

@@ -246,10 +246,12 @@ def test_api_bad_input_is_a_message_and_the_server_keeps_serving(client, server)
         ({"start_word": "", "lines": "many"}, "/generate", "lines must be a whole number, got 'many'"),
         ({"start_word": "", "acrostic": "星我月风", "lines": 2}, "/generate", "acrostic '星我月风' has 4 characters"),
         ({"text": "  "}, "/critic", "the critic box is empty"),
+        ({"name": str(ROOT / "README.md")}, "/load_run", "pick one from the list"),  # runs by name, never a path
         ({"text": "我" * 10_001}, "/critic", "critic text length \\(characters\\): 10001, over this page's limit of 10000"),
     ]:
         with pytest.raises(AppError, match=fragment):
             client.predict(**kwargs, api_name=api)
+    assert "`2026-01-01/00-00-00`" in client.predict(name="2026-01-01/00-00-00", api_name="/load_run")
     lyrics, _, _ = client.predict(start_word="星星", lines=2, strategy="greedy", api_name="/generate")
     assert lyrics.replace(" ", "").split("\n") == TINY_LINES[:2]  # still serving, same model
     assert "Traceback" not in server[2].read_text()
