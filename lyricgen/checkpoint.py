@@ -66,17 +66,34 @@ def build_net(checkpoint: dict) -> RNNLM:
     return net
 
 
+def training_runs(runs_dir: str | Path = "outputs") -> list[Path]:
+    """The training runs under `runs_dir` (directories holding `checkpoints/*.ckpt`), newest first:
+    by the time of their newest checkpoint."""
+    newest: dict[Path, float] = {}
+    for p in Path(runs_dir).glob("**/checkpoints/*.ckpt"):
+        if p.is_file():
+            run = p.parent.parent
+            newest[run] = max(newest.get(run, 0.0), p.stat().st_mtime)
+    return sorted(newest, key=newest.__getitem__, reverse=True)
+
+
+def best_checkpoint_of(run_dir: str | Path) -> Path:
+    """A run's best checkpoint (`best-*.ckpt`, the newest if several), else `last.ckpt`, else its newest."""
+    in_run = sorted((Path(run_dir) / "checkpoints").glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not in_run:
+        raise LyricgenError(f"{run_dir} holds no checkpoints/*.ckpt; pick another run or train one")
+    best = [p for p in in_run if p.name.startswith("best")]
+    return (best or [p for p in in_run if p.name == "last.ckpt"] or in_run)[-1]
+
+
 def find_checkpoint(runs_dir: str | Path = "outputs") -> Path:
     """The best checkpoint (`best-*.ckpt`, else `last.ckpt`) of the newest training run under `runs_dir`."""
-    found = [p for p in Path(runs_dir).glob("**/checkpoints/*.ckpt") if p.is_file()]
-    if not found:
+    runs = training_runs(runs_dir)
+    if not runs:
         raise LyricgenError(
             f"no training run found under {runs_dir}/; train one (python scripts/train.py) or pass ckpt_path=PATH"
         )
-    newest_run = max(found, key=lambda p: p.stat().st_mtime).parent
-    in_run = sorted(newest_run.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
-    best = [p for p in in_run if p.name.startswith("best")]
-    return (best or [p for p in in_run if p.name == "last.ckpt"] or in_run)[-1]
+    return best_checkpoint_of(runs[0])
 
 
 def run_dir_of(ckpt_path: str | Path) -> Path:

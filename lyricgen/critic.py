@@ -124,22 +124,29 @@ def format_critique(c: Critique, has_index: bool = True) -> str:
     """The critic's report: a table of lines, then the scheme, the rhyme rate and `perplexity: ...`."""
     rows = ["| # | line | chars | rhyme | ppl | copied |", "| --- | --- | --- | --- | --- | --- |"]
     for i, s in enumerate(c.lines, 1):
-        if not has_index:
-            copied = "?"
-        elif s.copied >= c.copy_n:
-            copied = f"yes: {s.copied} words" + (f" ({s.where})" if s.where else "")
-        else:
-            copied = "no"
-        rows.append(f"| {i} | {s.text} | {s.chars} | {s.rhyme or '-'} | {s.ppl:.1f} | {copied} |")
-    rows.append("")
-    rows.append(f"scheme: {c.scheme}")
+        rows.append(f"| {i} | {s.text} | {s.chars} | {s.rhyme or '-'} | {s.ppl:.1f} | {copied_cell(s, c.copy_n, has_index)} |")
+    return "\n".join([*rows, "", *summary_lines(c, has_index)])
+
+
+def copied_cell(s: LineScore, copy_n: int, has_index: bool = True) -> str:
+    """The `copied` column of a line: no, yes with the run's length (and where), or ? without an index."""
+    if not has_index:
+        return "?"
+    if s.copied >= copy_n:
+        return f"yes: {s.copied} words" + (f" ({s.where})" if s.where else "")
+    return "no"
+
+
+def summary_lines(c: Critique, has_index: bool = True) -> list[str]:
+    """The report's lines after the table: scheme, rhyme rate, unknown words, `perplexity: ...` last."""
+    rows = [f"scheme: {c.scheme}"]
     rows.append(f"rhyme rate: {c.rhyme_rate:.2f} (adjacent line pairs in one rhyme class)")
     if c.unknown:
         rows.append(f"unknown words (scored as <unk>): {len(c.unknown)} ({', '.join(c.unknown[:10])})")
     if not has_index:
         rows.append("copied: ? (this checkpoint has no n-gram index and its corpus was not found; retrain it)")
     rows.append(f"perplexity: {c.ppl:.2f} ({c.tokens} tokens)")
-    return "\n".join(rows)
+    return rows
 
 
 def read_lyrics(path: str | Path) -> str:

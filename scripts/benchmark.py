@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py                      # the default model (model=rnn data=jaychou)
     python scripts/benchmark.py --steps 300 -- model=lstm model.hidden_size=512
+    python scripts/benchmark.py --ckpt outputs/.../best-....ckpt   # also form decoding and the web page's latency
 
 Both training loops run in this process, on the same batches of the real corpus, with the same
 model sizes, optimiser and gradient clipping, after the same warm-up, over the same number of steps.
@@ -13,9 +14,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import inspect
 import itertools
 import logging
 import platform
+import socket
+import statistics
 import tempfile
 import time
 import warnings
@@ -121,6 +125,69 @@ def matmul_peak(n: int = 2048, repeat: int = 10) -> float:
     return 2 * n**3 * repeat / (time.perf_counter() - start)
 
 
+def page_latency(ckpt: str, free: DecodingOptions, form: DecodingOptions, repeats: int) -> list[tuple[str, str]]:
+    """A request for 8 lines to the web page (scripts/app.py's page, served here on a free local port) through
+    gradio_client, against decoding the same lines with the model loaded and the page function called directly."""
+    try:
+        import httpx
+        from gradio_client import Client
+    except ImportError:
+        return [("web page request", 'not measured: pip install -e ".[app]"')]
+    from lyricgen.app import LyricsPage, Models, start
+
+    models = Models(device="cpu")
+    models.load(ckpt)
+    gen, page = models.current.generator, LyricsPage(models)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo, url = start(page, port=port)
+    client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+    http = httpx.Client(timeout=60)
+    page_defaults = {k: v.default for k, v in inspect.signature(page.generate).parameters.items()}
+    rows = []
+    try:
+        for label, opts in (("8 free lines", free), ("8 lines rhyme=AABB line_chars=7", form)):
+            asked = dict(start_word="", lines=8, temperature=opts.temperature, top_p=opts.top_p,
+                         rhyme=opts.rhyme or "", line_chars=str(opts.line_chars or ""))
+            calls = {  # the same lyrics four ways: the same options and seeds
+                "decoding": lambda r: gen.generate("", seed=r, opts=opts),
+                "page function (decoding, annotation, measures)": lambda r: page.generate(**asked, seed=r),
+                "request through gradio_client": lambda r: client.predict(**asked, seed=str(r), api_name="/generate"),
+                # the same request without gradio_client, which polls for its answer every 50 ms
+                "request over HTTP (gradio_api/call/generate, httpx)": lambda r: http_call(
+                    http, url, "generate", [{**page_defaults, **asked, "seed": str(r)}[k] for k in page_defaults]),
+            }
+            spans = {name: [] for name in calls}
+            for r in range(repeats + 1):  # the first round warms up
+                for name, call in calls.items():
+                    begin = time.perf_counter()
+                    call(r)
+                    if r:
+                        spans[name].append(1000 * (time.perf_counter() - begin))
+            for name, ms in spans.items():
+                rows.append((f"web page, {label}: {name} (best / median of {repeats})",
+                             f"{min(ms):.1f} / {statistics.median(ms):.1f} ms"))
+            decoding = statistics.median(spans["decoding"])
+            client_over, http_over = (statistics.median(ms) - decoding for name, ms in spans.items() if name.startswith("request"))
+            rows.append((f"web page, {label}: request minus decoding (medians; gradio_client, HTTP)",
+                         f"{client_over:.1f} ms, {http_over:.1f} ms"))
+    finally:
+        http.close()
+        demo.close()
+    return rows
+
+
+def http_call(http, url: str, api_name: str, data: list):
+    """One call of a Gradio endpoint over its HTTP API: POST the inputs, read the answer's event stream."""
+    event_id = http.post(f"{url}gradio_api/call/{api_name}", json={"data": data}).json()["event_id"]
+    with http.stream("GET", f"{url}gradio_api/call/{api_name}/{event_id}") as answer:
+        text = "".join(answer.iter_text())
+    if "event: complete" not in text:
+        raise RuntimeError(f"the page answered {text[:300]!r}")
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=60, help="timed training steps per round")
@@ -207,6 +274,7 @@ def main() -> None:
              f"{1000 * times['form']:.1f} ms"),
             ("ratio form / free", f"{times['form'] / times['free']:.2f}"),
         ]
+        rows += page_latency(args.ckpt, free, form, args.rounds * 4)
     else:
         rows.append(("generation with form", "not measured: give --ckpt PATH of a trained model"))
 

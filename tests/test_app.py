@@ -1,0 +1,304 @@
+"""The web page: its functions on a model trained in the test, then the real `scripts/app.py` on a free local
+port driven through gradio_client and, when a Chromium is installed, through a headless browser."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lyricgen.app import (MAX_CRITIC_CHARS, LyricsPage, Models, check_serving, model_info, parse_keywords,
+                          parse_line_chars)
+from lyricgen.checkpoint import find_checkpoint, training_runs
+from lyricgen.data.tokenizer import Tokenizer
+from lyricgen.decoding.form import count_chars
+from lyricgen.decoding.rhyme import rhyme_class
+from lyricgen.errors import LyricgenError
+from tests.conftest import ROOT, TINY_LINES, best_checkpoint, run_script
+
+# classes by hand: 光 江阳, 伤 江阳, 飞 灰堆, 烁 梭波, 家 发花 (as in test_critic)
+CRITIC_TEXT = "我看着月光\n你说你受伤\n\n鸟儿飞\n星星在天上闪烁\n我回家\n"
+
+
+@pytest.fixture(scope="module")
+def page(trained_run) -> LyricsPage:
+    models = Models(trained_run.parents[1])  # runs_dir: <base>/outputs, the run is 2026-01-01/00-00-00
+    models.load(best_checkpoint(trained_run))
+    return LyricsPage(models)
+
+
+def last_word_class(line: str) -> str | None:
+    """The rhyme class of a written line, read back independently: jieba, then the last word."""
+    return rhyme_class(Tokenizer().tokenize_line(line)[-1])
+
+
+def measures_of(table: list[list]) -> dict:
+    return dict((name, value) for name, value in table)
+
+
+# --- the page's functions -------------------------------------------------------------------------
+
+def test_write_annotates_each_line_with_characters_and_rhyme_class(page):
+    lyrics, rows, table = page.generate("星星", lines=3, strategy="greedy")
+    assert [line.replace(" ", "") for line in lyrics.split("\n")] == TINY_LINES[:3]  # the learnt lines
+    assert [r[:2] for r in rows] == [[1, 1], [1, 2], [1, 3]]
+    assert [r[3] for r in rows] == [7, 6, 8]
+    assert [r[4] for r in rows] == ["梭波", "言前", "发花"]  # 烁, 远, 家
+    found = measures_of(table)
+    assert found["repeated-line rate"] == 0 and found["distinct-1"] == 1.0
+    assert "novelty" not in found and isinstance(found["seed"], int)
+
+
+def test_write_with_form_meets_it_and_measures_it(page):
+    lyrics, rows, table = page.generate("", lines=8, num_samples=2, rhyme="AABB", line_chars="5", seed=0,
+                                        temperature=1.5)
+    samples = lyrics.split("\n\n")
+    assert len(samples) == 2 and len(rows) == 16
+    for text in samples:
+        lines = text.split("\n")
+        assert len(lines) == 8 and all(count_chars(line) == 5 for line in lines), text
+        classes = [last_word_class(line) for line in lines]
+        assert classes[0] == classes[1] == classes[4] == classes[5] != classes[2] == classes[3] == classes[6] == classes[7]
+    assert [r[4] for r in rows[:8]] == [last_word_class(line) for line in samples[0].split("\n")]
+    found = measures_of(table)
+    assert found["scheme accuracy"] == 1.0 and found["line-length accuracy"] == 1.0 and found["seed"] == 0
+
+
+def test_empty_seed_draws_one_that_reproduces_the_lyrics(page):
+    lyrics, _, table = page.generate("", lines=4, num_samples=2, temperature=3.0, seed="")
+    seed = measures_of(table)["seed"]
+    assert page.generate("", lines=4, num_samples=2, temperature=3.0, seed=str(seed))[0] == lyrics
+
+
+def test_limits_are_exactly_the_limits(page):
+    start = "星星在天上闪烁" * 6 + "我爱你到永远" + "星星"  # 50 characters, every word known
+    assert len(start) == 50
+    assert page.generate(start, lines=1, strategy="greedy")[0].replace(" ", "").startswith(start)
+    lyrics, _, _ = page.generate("", lines=64, num_samples=16, strategy="greedy")
+    assert [len(s.split("\n")) for s in lyrics.split("\n\n")] == [64] * 16
+    rows, _ = page.critic(("星星在天上闪烁\n" * 2000)[:MAX_CRITIC_CHARS])
+    assert len(rows) == 1250
+
+
+@pytest.mark.parametrize("call,fragment", [
+    (lambda p: p.generate("星" * 51), "start word length (characters): 51, over this page's limit of 50"),
+    (lambda p: p.generate("", lines=65), "lines: 65, over this page's limit of 64"),
+    (lambda p: p.generate("", num_samples=17), "samples: 17, over this page's limit of 16"),
+    (lambda p: p.critic("我" * (MAX_CRITIC_CHARS + 1)), "critic text length (characters): 10001, over this page's limit of 10000"),
+    (lambda p: p.generate("", line_chars="31"), "characters per line: 31, over this page's limit of 30"),
+    (lambda p: p.generate("", best_of=9, rhyme="AABB"), "best_of: 9, over this page's limit of 8"),
+    (lambda p: p.generate("", keywords=",".join(["星星"] * 17)), "keywords: 17, over this page's limit of 16"),
+])
+def test_requests_over_the_limits_are_refused_with_a_message(page, call, fragment):
+    with pytest.raises(LyricgenError, match="^" + fragment.replace("(", r"\(").replace(")", r"\)") + "$"):
+        call(page)
+
+
+@pytest.mark.parametrize("kwargs,fragment", [
+    ({"start_word": "太阳"}, "start_word '太阳' is not in the model's vocabulary"),
+    ({"acrostic": "星我月风", "lines": 2}, "acrostic '星我月风' has 4 characters but lines=2"),
+    ({"line_chars": "7 or so"}, "characters per line must be a number or numbers separated by commas"),
+    ({"rhyme": "A1B2"}, "rhyme must be a scheme of letters A-Z"),
+    ({"rhyme_with": "家"}, "rhyme_with sets the class of the A lines"),
+    ({"seed": "one"}, "seed must be a whole number, got 'one'"),
+    ({"keywords": "太阳"}, "keyword '太阳' is not in the model's vocabulary"),
+])
+def test_mistakes_are_one_line_messages(page, kwargs, fragment):
+    with pytest.raises(LyricgenError, match=fragment) as e:
+        page.generate(**kwargs)
+    assert "\n" not in str(e.value)
+
+
+def test_critic_gives_the_table_scheme_and_perplexity(page):
+    rows, summary = page.critic(CRITIC_TEXT, copy_n=4)
+    assert [r[1] for r in rows] == ["我看着月光", "你说你受伤", "鸟儿飞", "星星在天上闪烁", "我回家"]
+    assert [r[2] for r in rows] == [5, 5, 3, 7, 3]
+    assert [r[3] for r in rows] == ["江阳", "江阳", "灰堆", "梭波", "发花"]
+    assert [r[5].startswith("yes") for r in rows] == [False, False, False, True, False]
+    assert f"training line 1: {TINY_LINES[0]}" in rows[3][5]  # where: the run's corpus is at hand
+    assert rows[3][4] * 3 < min(r[4] for i, r in enumerate(rows) if i != 3)  # the learnt line is far likelier
+    assert summary.splitlines()[0] == "scheme: AAXXX" and summary.splitlines()[-1].startswith("perplexity: ")
+    for empty in ("", " \n\n "):
+        with pytest.raises(LyricgenError, match="the critic box is empty"):
+            page.critic(empty)
+
+
+def test_runs_are_listed_and_picked_by_name_only(trained_run, tmp_path):
+    runs_dir = tmp_path / "outputs"
+    older, newer = runs_dir / "2026-01-01" / "a", runs_dir / "2026-01-02" / "b"
+    shutil.copytree(trained_run, older)
+    shutil.copytree(trained_run, newer)
+    for ckpt in (older / "checkpoints").glob("*.ckpt"):
+        os.utime(ckpt, (time.time() - 3600, time.time() - 3600))
+    models = Models(runs_dir)
+    assert list(models.runs()) == ["2026-01-02/b", "2026-01-01/a"]  # newest first
+    assert training_runs(runs_dir) == [newer, older] and find_checkpoint(runs_dir).parent.parent == newer
+    choices = models.run_choices()
+    assert [name for _, name in choices] == ["2026-01-02/b", "2026-01-01/a"]
+    assert re.fullmatch(r"2026-01-02/b · rnn · val/ppl \d+\.\d\d", choices[0][0]), choices
+    page = LyricsPage(models)
+    info = page.switch("2026-01-01/a")
+    assert models.current.run == "2026-01-01/a" and models.current.ckpt_path.name.startswith("best-")
+    assert "`2026-01-01/a`" in info and "| cell | rnn |" in info and "32 / 64 / 1" in info
+    for outside in ("../a", str(older), "2026-01-01", ""):
+        with pytest.raises(LyricgenError, match="pick one from the list"):
+            page.switch(outside)
+    assert models.current.run == "2026-01-01/a"  # a refused switch leaves the model loaded
+
+
+def test_model_info_reads_the_runs_results(page):
+    info = model_info(page.models.current)
+    assert re.search(r"\| best val/ppl \| \d+\.\d\d \|", info) and re.search(r"\| test/ppl \| \d+\.\d\d \|", info)
+    assert "| vocabulary |" in info and "| n-gram index (no_copy, copies) | yes |" in info
+
+
+def test_text_fields_and_serving_settings_are_parsed_or_refused():
+    assert parse_line_chars(" 5, 7，5 7 ") == [5, 7, 5, 7] and parse_line_chars("") is None
+    assert parse_keywords("回忆, 雨、星星  月亮") == ["回忆", "雨", "星星", "月亮"]
+    assert check_serving("127.0.0.1", "7860", 2, 32) == ("127.0.0.1", 7860, 2, 32)
+    for bad in [("", 7860, 2, 32), ("127.0.0.1", "abc", 2, 32), ("127.0.0.1", 70000, 2, 32), ("127.0.0.1", 7860, 0, 32)]:
+        with pytest.raises(LyricgenError):
+            check_serving(*bad)
+
+
+# --- the real page: scripts/app.py on a free port -------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(trained_run, tmp_path_factory):
+    """scripts/app.py serving the tiny model on a free local port: (url, process, stderr file)."""
+    pytest.importorskip("gradio", reason="the page needs the app extra: pip install -e '.[app]'")
+    logs = tmp_path_factory.mktemp("app")
+    out, err = logs / "stdout.txt", logs / "stderr.txt"
+    cmd = [sys.executable, str(ROOT / "scripts" / "app.py"), f"runs_dir={trained_run.parents[1]}", f"port={free_port()}"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    with open(out, "w") as o, open(err, "w") as e:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=o, stderr=e, text=True)
+    deadline = time.monotonic() + 180
+    while "lyricgen page: " not in out.read_text() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    line = next((ln for ln in out.read_text().splitlines() if ln.startswith("lyricgen page: ")), None)
+    assert line is not None, (out.read_text(), err.read_text()[-3000:])
+    yield line.split()[2], proc, err
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+
+    return Client(server[0], verbose=False, analytics_enabled=False, download_files=False)
+
+
+@pytest.mark.slow
+def test_page_serves_on_localhost_with_the_loaded_checkpoint(server, trained_run):
+    url, proc, err = server
+    assert url.startswith("http://127.0.0.1:")
+    assert f"checkpoint: {best_checkpoint(trained_run)}" in err.read_text()
+
+
+@pytest.mark.slow
+def test_api_generate_writes_the_form_asked_for(client):
+    lyrics, lines, measures = client.predict(start_word="", lines=8, num_samples=2, rhyme="AABB", line_chars="5",
+                                             seed="0", temperature=1.5, api_name="/generate")
+    samples = lyrics.split("\n\n")
+    assert len(samples) == 2
+    for text in samples:
+        rows = text.split("\n")
+        assert len(rows) == 8 and all(count_chars(r) == 5 for r in rows), text
+        classes = [last_word_class(r) for r in rows]
+        assert classes[0] == classes[1] == classes[4] == classes[5] != classes[2] == classes[3] == classes[6] == classes[7]
+    assert lines["headers"] == ["sample", "#", "line", "chars", "rhyme"] and len(lines["data"]) == 16
+    assert [row[4] for row in lines["data"][:8]] == [last_word_class(r) for r in samples[0].split("\n")]
+    assert dict(measures["data"])["scheme accuracy"] == 1.0
+
+
+@pytest.mark.slow
+def test_api_critic_scores_pasted_lyrics(client):
+    table, summary = client.predict(text=CRITIC_TEXT, api_name="/critic")
+    assert [row[3] for row in table["data"]] == ["江阳", "江阳", "灰堆", "梭波", "发花"]
+    assert summary.startswith("scheme: AAXXX")
+
+
+@pytest.mark.slow
+def test_api_bad_input_is_a_message_and_the_server_keeps_serving(client, server):
+    from gradio_client.exceptions import AppError
+
+    for kwargs, api, fragment in [
+        ({"start_word": "太阳"}, "/generate", "start_word '太阳' is not in the model's vocabulary"),
+        ({"start_word": "", "lines": 65}, "/generate", "lines: 65, over this page's limit of 64"),
+        ({"start_word": "星" * 51}, "/generate", "start word length \\(characters\\): 51, over this page's limit of 50"),
+        ({"start_word": "", "lines": "many"}, "/generate", "lines must be a whole number, got 'many'"),
+        ({"start_word": "", "acrostic": "星我月风", "lines": 2}, "/generate", "acrostic '星我月风' has 4 characters"),
+        ({"text": "  "}, "/critic", "the critic box is empty"),
+        ({"name": str(ROOT / "README.md")}, "/load_run", "pick one from the list"),  # runs by name, never a path
+        ({"text": "我" * 10_001}, "/critic", "critic text length \\(characters\\): 10001, over this page's limit of 10000"),
+    ]:
+        with pytest.raises(AppError, match=fragment):
+            client.predict(**kwargs, api_name=api)
+    assert "`2026-01-01/00-00-00`" in client.predict(name="2026-01-01/00-00-00", api_name="/load_run")
+    lyrics, _, _ = client.predict(start_word="星星", lines=2, strategy="greedy", api_name="/generate")
+    assert lyrics.replace(" ", "").split("\n") == TINY_LINES[:2]  # still serving, same model
+    assert "Traceback" not in server[2].read_text()
+
+
+@pytest.mark.slow
+def test_browser_writes_lyrics_when_the_button_is_pressed(server):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no Chromium installed (Debian: apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (the dev extra)")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        try:
+            tab = browser.new_page()
+            tab.goto(server[0])
+            tab.get_by_label("start word or phrase", exact=False).fill("星星")
+            tab.get_by_role("button", name="Write").click()
+            tab.wait_for_function("() => document.querySelector('#lyrics textarea').value.length > 0", timeout=60_000)
+            lines = tab.locator("#lyrics textarea").input_value().split("\n")
+            assert len(lines) == 8 and lines[0].startswith("星星")  # the page's default: 8 lines
+            assert tab.get_by_text("梭波").first.is_visible() or tab.get_by_text("言前").first.is_visible()
+            tab.get_by_label("start word or phrase", exact=False).fill("太阳")
+            tab.get_by_role("button", name="Write").click()
+            tab.get_by_text("is not in the model's vocabulary").first.wait_for(timeout=30_000)  # the message, on the page
+        finally:
+            browser.close()
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_the_server_cleanly(server):  # last: it stops the module's server
+    url, proc, err = server
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 0
+    assert "Traceback" not in err.read_text() and err.read_text().strip().endswith("stopped")
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["ckpt_path=/nonexistent/x.ckpt"], "checkpoint /nonexistent/x.ckpt does not exist"),
+    (["runs_dir=/nonexistent"], "no training run found under /nonexistent/"),
+    (["port=abc"], "port must be a whole number, got 'abc'"),
+    (["lines=100", "ckpt_path=/nonexistent/x.ckpt"], "lines: 100, over this page's limit of 64"),  # before loading
+    (["temperature=0"], "temperature must be > 0"),
+])
+def test_script_refuses_bad_settings_in_one_line(args, fragment):
+    pytest.importorskip("gradio", reason="the page needs the app extra: pip install -e '.[app]'")
+    result = run_script("app", *args, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and fragment in last, result.stderr[-2000:]
