@@ -18,7 +18,7 @@ import pytest
 from lyricgen.app import (MAX_CRITIC_CHARS, LyricsPage, Models, check_serving, model_info, parse_keywords,
                           parse_line_chars)
 from lyricgen.checkpoint import find_checkpoint, training_runs
-from lyricgen.data.tokenizer import Tokenizer
+from lyricgen.data.tokenizer import JiebaTokenizer
 from lyricgen.decoding.form import count_chars
 from lyricgen.decoding.rhyme import rhyme_class
 from lyricgen.errors import LyricgenError
@@ -37,7 +37,7 @@ def page(trained_run) -> LyricsPage:
 
 def last_word_class(line: str) -> str | None:
     """The rhyme class of a written line, read back independently: jieba, then the last word."""
-    return rhyme_class(Tokenizer().tokenize_line(line)[-1])
+    return rhyme_class(JiebaTokenizer().tokenize_line(line)[-1])
 
 
 def measures_of(table: list[list]) -> dict:
