@@ -2,6 +2,7 @@
 Shakespeare downloaded with its checksum (from a local server)."""
 
 import hashlib
+import json
 import http.server
 import shutil
 import threading
@@ -98,3 +99,18 @@ def test_shakespeare_is_downloaded_once_and_checked(tmp_path, shakespeare_server
     assert dm.train_tokens[:15] == list("First Citizen:\n")
     assert "\n\n" in "".join(dm.train_tokens[:200])  # the blank line between speeches is kept
     assert dm.chars_per_token["test"] == 1.0  # a character model: bpc = loss in bits
+
+
+def test_tutorials_table_is_read_from_the_runs(tmp_path, tiny_corpus):
+    out = tmp_path / "runs"
+    result = run_script("tutorials", "--experiments", "d2l_jaychou", "--max-minutes", "5", "--out", str(out), "--",
+                        *tiny_overrides(tiny_corpus, tmp_path, "trainer.max_epochs=2"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((out / "d2l_jaychou" / "results.json").read_text())
+    (row,) = [line for line in result.stdout.splitlines() if "`d2l_jaychou`" in line]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2] == f"{results['test_loss']:.3f}" and cells[3] == f"{results['test_bpc']:.3f}"
+    assert cells[5] == f"{results['params']:,}" and results["params"] > 0
+    assert "capped at 5 minutes" in result.stdout
+    bad = run_script("tutorials", "--experiments", "nope")
+    assert bad.returncode != 0 and "no experiment 'nope'" in bad.stderr
