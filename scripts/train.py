@@ -62,7 +62,9 @@ def train(cfg: DictConfig) -> dict:
         if "test_ppl" in result:
             log.info("Test (best checkpoint): ppl %.2f, bpc %.3f, <unk> share %.3f",
                      result["test_ppl"], result.get("test_bpc", float("nan")), result.get("unk_share_test", float("nan")))
-        if "test_ppl_cache" in result:
+        if "test_ppl_cache" in result and not result["cache_lambda"]:
+            log.info("Continuous cache: no setting helped on val; test read as one stream: ppl %.2f", result["test_ppl_stream"])
+        elif "test_ppl_cache" in result:
             log.info("Test with the continuous cache (window %d, theta %g, lambda %g, chosen on val): ppl %.2f, bpc %.3f",
                      result["cache_window"], result["cache_theta"], result["cache_lambda"], result["test_ppl_cache"],
                      result.get("test_bpc_cache", float("nan")))
