@@ -44,14 +44,21 @@ def load_checkpoint(path: str | Path) -> dict:
     """Read a lyricgen checkpoint onto the CPU, with errors that say what is wrong with the file."""
     path = Path(path)
     if not path.is_file():
-        raise LyricgenError(f"checkpoint {path} does not exist; pass ckpt_path=PATH to a .ckpt file from a training run")
+        raise LyricgenError(
+            f"checkpoint {path} does not exist; pass ckpt_path=PATH to a .ckpt file from a training run"
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling arbitrary bytes can fail in many ways (IndexError, KeyError, ...)
         # torch's weights-only loader wraps the real reason in advice that does not fit a random file
         reason = str(e).split("WeightsUnpickler error:")[-1].strip().splitlines() or [type(e).__name__]
         raise LyricgenError(f"{path} is not a readable PyTorch checkpoint ({reason[0][:100]})") from None
-    if not isinstance(ckpt, dict) or EXTRA_KEY not in ckpt or "hyper_parameters" not in ckpt or "state_dict" not in ckpt:
+    if (
+        not isinstance(ckpt, dict)
+        or EXTRA_KEY not in ckpt
+        or "hyper_parameters" not in ckpt
+        or "state_dict" not in ckpt
+    ):
         raise LyricgenError(f"{path} is not a lyricgen checkpoint (no vocabulary or hyperparameters in it)")
     return ckpt
 

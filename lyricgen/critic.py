@@ -76,8 +76,13 @@ def _token_nll(generator: LyricsGenerator, ids: list[int]) -> list[float]:
     return nll.tolist()
 
 
-def critique(generator: LyricsGenerator, text: str, rule: str = "shisan", copy_n: int = 4,
-             training_lines: list[list[str]] | None = None) -> Critique:
+def critique(
+    generator: LyricsGenerator,
+    text: str,
+    rule: str = "shisan",
+    copy_n: int = 4,
+    training_lines: list[list[str]] | None = None,
+) -> Critique:
     """Score `text` (lines of lyrics) with the model of `generator`.
 
     Copies are found with the checkpoint's n-gram index (or one made from `training_lines`); when the

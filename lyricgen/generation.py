@@ -38,7 +38,9 @@ def _similar_words(word: str, vocab: Vocab, k: int = 5) -> list[str]:
     """Vocabulary words that share the most characters with `word`, frequent words first."""
     chars = set(word)
     scored = [
-        (-len(chars & set(t)), i, t) for i, t in enumerate(vocab.itos) if i and t not in (NEWLINE, SPACE) and chars & set(t)
+        (-len(chars & set(t)), i, t)
+        for i, t in enumerate(vocab.itos)
+        if i and t not in (NEWLINE, SPACE) and chars & set(t)
     ]
     return [t for _, _, t in sorted(scored)[:k]]
 
@@ -55,8 +57,9 @@ def pick_device(device: str = "auto") -> torch.device:
 class LyricsGenerator:
     """A trained network with its vocabulary, tokeniser settings and n-gram index, ready to write lyrics."""
 
-    def __init__(self, net: RNNLM, vocab: Vocab, tokenizer_settings: dict | None = None,
-                 ngrams: NgramIndex | None = None) -> None:
+    def __init__(
+        self, net: RNNLM, vocab: Vocab, tokenizer_settings: dict | None = None, ngrams: NgramIndex | None = None
+    ) -> None:
         self.net = net
         self.vocab = vocab
         self.tokenizer_settings = tokenizer_settings or {}
@@ -124,8 +127,13 @@ class LyricsGenerator:
             stoi = self.vocab.stoi
             exempt = tuple(stoi[t] for t in (NEWLINE, SPACE) if t in stoi)
             samples = decode(
-                self.net, prompt, opts, newline_id=stoi.get(NEWLINE, 0), unk_id=self.vocab.unk_id,
-                no_penalty_ids=exempt, generator=generator,
+                self.net,
+                prompt,
+                opts,
+                newline_id=stoi.get(NEWLINE, 0),
+                unk_id=self.vocab.unk_id,
+                no_penalty_ids=exempt,
+                generator=generator,
             )
         prompt_tokens = self.vocab.decode(prompt)
         return [prompt_tokens + self.vocab.decode(ids) for ids in samples]

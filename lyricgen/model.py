@@ -63,8 +63,18 @@ class LyricsLM(L.LightningModule):
             raise LyricgenError(f"model.lr must be > 0 and model.weight_decay >= 0, got {lr} and {weight_decay}")
         self.save_hyperparameters(ignore=["vocab", "tokenizer", "ngrams"])
         self.net = RNNLM(
-            vocab_size, cell, emb_dim, hidden_size, num_layers, dropout, emb_dropout, tie_weights, nonlinearity,
-            locked_dropout, word_dropout, weight_drop,
+            vocab_size,
+            cell,
+            emb_dim,
+            hidden_size,
+            num_layers,
+            dropout,
+            emb_dropout,
+            tie_weights,
+            nonlinearity,
+            locked_dropout,
+            word_dropout,
+            weight_drop,
         )
         self.vocab = vocab
         self.tokenizer_settings = dict(tokenizer or {})  # a plain dict: checkpoints load with weights_only

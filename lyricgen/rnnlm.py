@@ -65,8 +65,12 @@ class RNNLM(nn.Module):
             raise LyricgenError(
                 f"model.tie_weights needs model.emb_dim == model.hidden_size, got {emb_dim} and {hidden_size}"
             )
-        for name, p in (("dropout", dropout), ("emb_dropout", emb_dropout), ("word_dropout", word_dropout),
-                        ("weight_drop", weight_drop)):
+        for name, p in (
+            ("dropout", dropout),
+            ("emb_dropout", emb_dropout),
+            ("word_dropout", word_dropout),
+            ("weight_drop", weight_drop),
+        ):
             if not 0 <= p < 1:
                 raise LyricgenError(f"model.{name} must be in [0, 1), got {p}")
         if min(vocab_size, emb_dim, hidden_size, num_layers) < 1:

@@ -53,13 +53,21 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run (after --)")
     args = parser.parse_args()
     sweep = Path(args.sweep_dir or ROOT / "multirun" / f"compare-{datetime.datetime.now():%Y%m%d-%H%M%S}")
-    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "-m", f"model={args.models}",
-           f"hydra.sweep.dir={sweep}", *args.overrides]
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "train.py"),
+        "-m",
+        f"model={args.models}",
+        f"hydra.sweep.dir={sweep}",
+        *args.overrides,
+    ]
     done = subprocess.run(cmd, cwd=ROOT)
     if done.returncode != 0:
         sys.exit(f"error: training failed (exit {done.returncode}); see the output above")
     order = args.models.split(",")
-    results = sorted((json.loads(p.read_text()) for p in sweep.glob("*/results.json")), key=lambda r: order.index(r["model"]))
+    results = sorted(
+        (json.loads(p.read_text()) for p in sweep.glob("*/results.json")), key=lambda r: order.index(r["model"])
+    )
     text = table(results, args.overrides)
     print(text)
     if args.readme:

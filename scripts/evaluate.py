@@ -27,9 +27,17 @@ def main(cfg: DictConfig) -> None:
         ckpt_path = Path(cfg.ckpt_path or find_checkpoint(cfg.runs_dir))
         run_config = run_dir_of(ckpt_path) / ".hydra" / "config.yaml"
         data_cfg = OmegaConf.load(run_config) if run_config.is_file() else cfg
-        print(f"checkpoint: {ckpt_path}\ndata settings: {run_config if run_config.is_file() else 'conf/data'}", file=sys.stderr)
+        print(
+            f"checkpoint: {ckpt_path}\ndata settings: {run_config if run_config.is_file() else 'conf/data'}",
+            file=sys.stderr,
+        )
         result = evaluate_checkpoint(
-            str(ckpt_path), instantiate(data_cfg.data), opts, str(cfg.start_word or ""), cfg.seed, cfg.accelerator,
+            str(ckpt_path),
+            instantiate(data_cfg.data),
+            opts,
+            str(cfg.start_word or ""),
+            cfg.seed,
+            cfg.accelerator,
             OmegaConf.to_container(cfg.cache) if cfg.get("cache") else None,
         )
         print("| metric | samples | held-out corpus |\n| --- | --- | --- |")
@@ -37,11 +45,21 @@ def main(cfg: DictConfig) -> None:
             if not name.startswith(f"{CORPUS}/"):
                 ref = result.get(f"{CORPUS}/{name}")
                 print(f"| {name} | {value:.3f} | {'' if ref is None else f'{ref:.3f}'} |")
-        form = ", ".join(f"{k} {v}" for k, v in [("rhyme", opts.rhyme), ("line_chars", opts.line_chars),
-                                                  ("acrostic", opts.acrostic), ("no_copy", opts.no_copy)] if v)
-        print(f"\n({cfg.num_samples} samples of {opts.form_lines() if opts.form else cfg.lines} lines, {cfg.strategy}, "
-              f"temperature {cfg.temperature}, top_p {cfg.top_p}, top_k {cfg.top_k}{'; ' + form if form else ''}; "
-              f"the corpus in pieces of as many lines; checkpoint {ckpt_path})")
+        form = ", ".join(
+            f"{k} {v}"
+            for k, v in [
+                ("rhyme", opts.rhyme),
+                ("line_chars", opts.line_chars),
+                ("acrostic", opts.acrostic),
+                ("no_copy", opts.no_copy),
+            ]
+            if v
+        )
+        print(
+            f"\n({cfg.num_samples} samples of {opts.form_lines() if opts.form else cfg.lines} lines, {cfg.strategy}, "
+            f"temperature {cfg.temperature}, top_p {cfg.top_p}, top_k {cfg.top_k}{'; ' + form if form else ''}; "
+            f"the corpus in pieces of as many lines; checkpoint {ckpt_path})"
+        )
 
 
 if __name__ == "__main__":

@@ -33,8 +33,9 @@ def train(cfg: DictConfig) -> dict:
     datamodule.setup("fit")  # the vocabulary size is needed to build the model
     vocab = datamodule.vocab
     ngrams = NgramIndex.from_tokens(datamodule.train_tokens, vocab.stoi, cfg.get("no_copy_max_n", 8))  # for no_copy
-    model = instantiate(cfg.model, vocab_size=len(vocab), vocab=vocab, tokenizer=datamodule.tokenizer.settings,
-                        ngrams=ngrams)
+    model = instantiate(
+        cfg.model, vocab_size=len(vocab), vocab=vocab, tokenizer=datamodule.tokenizer.settings, ngrams=ngrams
+    )
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -44,8 +45,11 @@ def train(cfg: DictConfig) -> dict:
     cache = OmegaConf.to_container(cfg.cache) if cfg.get("cache") else None
     tested = test_best_checkpoint(trainer, model, datamodule, cache)  # protocol v2: test once, best-by-val weights
     result = {
-        "model": model.hparams.cell, "params": sum(p.numel() for p in model.parameters()),
-        "epochs": trainer.current_epoch, "global_step": trainer.global_step, "wall_s": round(time.perf_counter() - start, 1),
+        "model": model.hparams.cell,
+        "params": sum(p.numel() for p in model.parameters()),
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "wall_s": round(time.perf_counter() - start, 1),
     }
     ckpt = trainer.checkpoint_callback
     if ckpt is not None and ckpt.best_model_path:
@@ -53,19 +57,30 @@ def train(cfg: DictConfig) -> dict:
     for cb in callbacks:
         result.update(getattr(cb, "metrics", {}))  # LyricsMetrics: novelty, distinct-n, ...
     result.update(tested)
-    params = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k in ("seed", "model", "data", "trainer")}
+    params = {
+        k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k in ("seed", "model", "data", "trainer")
+    }
     log_hparams_summary(trainer.loggers, params, result)  # one row per run in TensorBoard's HParams tab
     if trainer.is_global_zero:
         (Path(cfg.paths.output_dir) / "results.json").write_text(json.dumps(result, indent=2))
         if "best_ckpt" in result:
             log.info("Best checkpoint: %s (val/ppl %.2f)", result["best_ckpt"], result["best_val_ppl"])
         if "test_ppl" in result:
-            log.info("Test (best checkpoint): ppl %.2f, bpc %.3f, <unk> share %.3f",
-                     result["test_ppl"], result.get("test_bpc", float("nan")), result.get("unk_share_test", float("nan")))
+            log.info(
+                "Test (best checkpoint): ppl %.2f, bpc %.3f, <unk> share %.3f",
+                result["test_ppl"],
+                result.get("test_bpc", float("nan")),
+                result.get("unk_share_test", float("nan")),
+            )
         if "test_ppl_cache" in result:
-            log.info("Test with the continuous cache (window %d, theta %g, lambda %g, chosen on val): ppl %.2f, bpc %.3f",
-                     result["cache_window"], result["cache_theta"], result["cache_lambda"], result["test_ppl_cache"],
-                     result.get("test_bpc_cache", float("nan")))
+            log.info(
+                "Test with the continuous cache (window %d, theta %g, lambda %g, chosen on val): ppl %.2f, bpc %.3f",
+                result["cache_window"],
+                result["cache_theta"],
+                result["cache_lambda"],
+                result["test_ppl_cache"],
+                result.get("test_bpc_cache", float("nan")),
+            )
         log.info("Run directory: %s (%.0f s)", cfg.paths.output_dir, result["wall_s"])
     return result
 

@@ -7,8 +7,10 @@ from hydra.utils import instantiate
 
 from tests.conftest import CONF, compose_train
 
-GROUPS = {g: sorted(p.stem for p in (Path(CONF) / g).glob("*.yaml")) for g in
-          ("data", "model", "trainer", "callbacks", "logger", "experiment")}
+GROUPS = {
+    g: sorted(p.stem for p in (Path(CONF) / g).glob("*.yaml"))
+    for g in ("data", "model", "trainer", "callbacks", "logger", "experiment")
+}
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g, opts in GROUPS.items() for o in opts])

@@ -36,6 +36,7 @@ def train(tmp_path: Path, corpus: Path | str, *extra: str) -> subprocess.Complet
 
 # --- training: the corpus -------------------------------------------------------------------------
 
+
 def test_corpus_path_that_does_not_exist(tmp_path):
     assert_user_error(train(tmp_path, tmp_path / "nope.txt"), "nope.txt does not exist", "data.path")
 
@@ -60,13 +61,19 @@ def test_binary_data(tmp_path):
 
 def test_corpus_too_short_says_how_many_tokens(tmp_path):
     (tmp_path / "c.txt").write_text("星星\n月亮\n", encoding="utf-8")
-    assert_user_error(train(tmp_path, tmp_path / "c.txt"), "too short: 4 tokens", "needs at least data.seq_len + 1 = 33")
+    assert_user_error(
+        train(tmp_path, tmp_path / "c.txt"), "too short: 4 tokens", "needs at least data.seq_len + 1 = 33"
+    )
 
 
 @pytest.mark.parametrize(
     "override, fragment",
-    [("data.seq_len=0", "data.seq_len"), ("data.batch_size=-2", "data.batch_size"),
-     ("data.min_freq=0", "data.min_freq"), ("data.val_fraction=1.5", "data.val_fraction")],
+    [
+        ("data.seq_len=0", "data.seq_len"),
+        ("data.batch_size=-2", "data.batch_size"),
+        ("data.min_freq=0", "data.min_freq"),
+        ("data.val_fraction=1.5", "data.val_fraction"),
+    ],
 )
 def test_data_settings_out_of_range(tmp_path, tiny_corpus, override, fragment):
     assert_user_error(train(tmp_path, tiny_corpus, override), fragment)
@@ -86,6 +93,7 @@ def test_jaychou_download_failure_and_checksum_mismatch(tmp_path):
 
 
 # --- generation -----------------------------------------------------------------------------------
+
 
 def test_generation_bad_checkpoints(tmp_path):
     assert_user_error(run_script("generate", f"ckpt_path={tmp_path / 'missing.ckpt'}"), "does not exist", "ckpt_path")
@@ -112,12 +120,17 @@ def test_any_random_file_is_refused_as_unreadable(tmp_path):
 
 # --- interruption, resume, caches ----------------------------------------------------------------
 
+
 def test_ctrl_c_leaves_a_last_checkpoint_that_generates_and_resumes(tmp_path, tiny_corpus):
     run_dir = tmp_path / "run"
-    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"),
-           *tiny_overrides(tiny_corpus, tmp_path, "trainer.max_epochs=1000"), f"hydra.run.dir={run_dir}",
-           # EarlyStopping's state (patience, wait count) is restored on resume: the step count must end it
-           "callbacks.early_stopping.patience=1000"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "train.py"),
+        *tiny_overrides(tiny_corpus, tmp_path, "trainer.max_epochs=1000"),
+        f"hydra.run.dir={run_dir}",
+        # EarlyStopping's state (patience, wait count) is restored on resume: the step count must end it
+        "callbacks.early_stopping.patience=1000",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
     while not list((run_dir / "checkpoints").glob("best-*.ckpt")) and time.monotonic() < deadline:
@@ -134,8 +147,14 @@ def test_ctrl_c_leaves_a_last_checkpoint_that_generates_and_resumes(tmp_path, ti
     assert gen.returncode == 0 and gen.stdout.startswith("星星"), gen.stderr[-2000:]
 
     resumed_dir = tmp_path / "resumed"
-    resumed = run_script("train", *tiny_overrides(tiny_corpus, tmp_path), f"hydra.run.dir={resumed_dir}",
-                         f"ckpt_path={last}", "trainer.max_epochs=1000", "+trainer.max_steps=" + str(step + 20))
+    resumed = run_script(
+        "train",
+        *tiny_overrides(tiny_corpus, tmp_path),
+        f"hydra.run.dir={resumed_dir}",
+        f"ckpt_path={last}",
+        "trainer.max_epochs=1000",
+        "+trainer.max_steps=" + str(step + 20),
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert json.loads((resumed_dir / "results.json").read_text())["global_step"] == step + 20  # counted on
     assert "Restoring states from the checkpoint" in resumed.stdout + resumed.stderr  # optimizer, loops, ...
@@ -146,17 +165,26 @@ def test_ctrl_c_leaves_a_last_checkpoint_that_generates_and_resumes(tmp_path, ti
 def test_resume_refuses_a_checkpoint_of_other_data(tmp_path, trained_run):
     other = tmp_path / "other.txt"
     other.write_text("\n".join(["完全不同的歌词", "另外一首歌"] * 50), encoding="utf-8")
-    result = run_script("train", *tiny_overrides(other, tmp_path), f"hydra.run.dir={tmp_path / 'run'}",
-                        f"ckpt_path={best_checkpoint(trained_run)}")
+    result = run_script(
+        "train",
+        *tiny_overrides(other, tmp_path),
+        f"hydra.run.dir={tmp_path / 'run'}",
+        f"ckpt_path={best_checkpoint(trained_run)}",
+    )
     assert_user_error(result, "vocabulary of the checkpoint", "does not match this data")
 
 
 def test_two_runs_at_once_keep_their_own_directories_and_cache(tmp_path, tiny_corpus):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"),
-           *tiny_overrides(tiny_corpus, tmp_path, "trainer.max_epochs=2")]
-    procs = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "train.py"),
+        *tiny_overrides(tiny_corpus, tmp_path, "trainer.max_epochs=2"),
+    ]
+    procs = [
+        subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     errs = [p.communicate(timeout=300)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errs
     runs = sorted(p.parent.parent for p in (tmp_path / "outputs").glob("*/*/checkpoints/last.ckpt"))

@@ -63,7 +63,9 @@ def test_training_drops_the_loss_and_writes_a_checkpoint_with_vocabulary(tmp_pat
     # the continuous cache: settings from the grid of conf/cache/default.yaml, chosen on val, test scored once
     assert results["cache_window"] in (0, 100, 200, 400, 800) and 0 <= results["cache_lambda"] <= 0.8
     assert results["test_ppl_cache"] == pytest.approx(math.exp(results["test_loss_cache"]), rel=1e-6)
-    assert results["test_ppl_stream"] == pytest.approx(results["test_ppl"], rel=0.25)  # the same weights, read as one stream
+    assert results["test_ppl_stream"] == pytest.approx(
+        results["test_ppl"], rel=0.25
+    )  # the same weights, read as one stream
     assert results["val_ppl_cache"] <= results["val_ppl_stream"] * (1 + 1e-6)  # tuned there: never worse on val
     assert "Test with the continuous cache" in result.stdout + result.stderr
 
@@ -86,7 +88,11 @@ def test_hparams_summary_carries_the_run_figures(trained_run):
 @pytest.mark.parametrize("trainer", ["default", "cpu"])
 def test_fast_dev_run_per_trainer_config(tmp_path, tiny_corpus, trainer):
     result = run_script(
-        "train", *tiny_overrides(tiny_corpus, tmp_path), f"trainer={trainer}", "trainer.accelerator=cpu",
-        "+trainer.fast_dev_run=true", f"hydra.run.dir={tmp_path / 'run'}",
+        "train",
+        *tiny_overrides(tiny_corpus, tmp_path),
+        f"trainer={trainer}",
+        "trainer.accelerator=cpu",
+        "+trainer.fast_dev_run=true",
+        f"hydra.run.dir={tmp_path / 'run'}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
