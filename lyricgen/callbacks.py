@@ -10,8 +10,8 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from lyricgen.errors import LyricgenError
 from lyricgen.decoding import DecodingOptions
+from lyricgen.errors import LyricgenError
 from lyricgen.generation import LyricsGenerator
 
 log = logging.getLogger(__name__)

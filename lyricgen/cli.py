@@ -9,7 +9,6 @@ from contextlib import contextmanager
 
 from lyricgen.errors import LyricgenError
 
-
 # A run of characters that Hydra would read as one unquoted value, holding at least one non-ASCII one.
 _NON_ASCII_WORD = re.compile(r"""[^\s,\[\]{}:='"\\]*[^\x00-\x7f][^\s,\[\]{}:='"\\]*""")
 

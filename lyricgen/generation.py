@@ -68,7 +68,7 @@ class LyricsGenerator:
         self._tables: dict[str, WordTables] = {}
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> "LyricsGenerator":
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> LyricsGenerator:
         ckpt = load_checkpoint(path)
         vocab, tokenizer, ngrams = read_extras(ckpt)
         return cls(build_net(ckpt).to(device).eval(), vocab, tokenizer, ngrams)

@@ -242,7 +242,8 @@ def main() -> None:
     )
     print(
         f"model: {m.cell}, emb {m.emb_dim}, hidden {m.hidden_size}, layers {m.num_layers}, vocab {len(dm.vocab)}; "
-        f"batch {cfg.data.batch_size} x seq_len {cfg.data.seq_len}; {args.steps} timed steps after {args.warmup} warm-up"
+        f"batch {cfg.data.batch_size} x seq_len {cfg.data.seq_len}; "
+        f"{args.steps} timed steps after {args.warmup} warm-up"
     )
     print(f"generation with {args.ckpt or 'the model trained above'}\n")
     print("| measure | value |\n| --- | --- |")

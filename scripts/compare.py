@@ -1,4 +1,5 @@
-"""Train rnn, gru and lstm with one recipe and print the comparison table (model x val/ppl x test/ppl x cache x time x size).
+"""Train rnn, gru and lstm with one recipe and print the comparison table
+(model x val/ppl x test/ppl x cache x time x size).
 
     python scripts/compare.py                       # the default recipe, table on stdout
     python scripts/compare.py --readme              # ... and write it into README.md
@@ -26,7 +27,8 @@ START, END = "<!-- comparison:start -->", "<!-- comparison:end -->"
 
 def table(results: list[dict], overrides: list[str]) -> str:
     rows = [
-        "| model | best val/ppl | test/ppl | test/bpc | test/ppl with cache | wall time (s) | parameters | novelty | distinct-2 | repeated-line rate |",
+        "| model | best val/ppl | test/ppl | test/bpc | test/ppl with cache | wall time (s) | parameters "
+        "| novelty | distinct-2 | repeated-line rate |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:

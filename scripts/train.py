@@ -13,8 +13,8 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from lyricgen.cli import quote_non_ascii, user_errors
 from lyricgen.checkpoint import load_checkpoint, read_extras
+from lyricgen.cli import quote_non_ascii, user_errors
 from lyricgen.data.ngrams import NgramIndex
 from lyricgen.evaluation import log_hparams_summary, test_best_checkpoint
 

@@ -51,7 +51,10 @@ def test_cache_lowers_perplexity_where_text_repeats():
     torch.manual_seed(0)
     verse = torch.randint(0, 50, (60,))
     val, test = torch.cat([verse, verse, verse]), torch.cat([verse.flip(0), verse.flip(0)])
-    flat = lambda ids: StreamScores(torch.full((ids.numel() - 1,), 1 / 50), context_states(ids, 50), ids[1:])
+
+    def flat(ids):
+        return StreamScores(torch.full((ids.numel() - 1,), 1 / 50), context_states(ids, 50), ids[1:])
+
     settings, nll = tune(flat(val), [50, 100], [0.5, 1.0, 3.0], [0.2, 0.5, 0.8])
     assert settings.window == 100 and settings.lam > 0  # a window that reaches back one verse
     assert math.exp(nll) < 0.2 * 50  # a uniform model's 50, cut by the repeats

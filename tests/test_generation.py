@@ -5,8 +5,8 @@ import pytest
 from lyricgen.checkpoint import find_checkpoint
 from lyricgen.decoding import DecodingOptions
 from lyricgen.decoding.sampling import decode
-from lyricgen.generation import LyricsGenerator
 from lyricgen.errors import LyricgenError
+from lyricgen.generation import LyricsGenerator
 from tests.conftest import TINY_LINES, best_checkpoint, run_script
 
 

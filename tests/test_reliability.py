@@ -108,8 +108,8 @@ def test_generation_bad_checkpoints(tmp_path):
 
 def test_any_random_file_is_refused_as_unreadable(tmp_path):
     # torch.load fails on arbitrary bytes with many exception types (IndexError, KeyError, ...).
-    from lyricgen.errors import LyricgenError
     from lyricgen.checkpoint import load_checkpoint
+    from lyricgen.errors import LyricgenError
 
     for seed in range(200):
         path = tmp_path / f"{seed}.ckpt"

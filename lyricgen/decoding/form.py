@@ -22,7 +22,8 @@ its mean log-likelihood. Keeping the likeliest candidate alone (lowest mean NLL)
 collapses onto frequent words (distinct-2 0.36 against 0.69 unconstrained); the weight alone keeps free
 sampling's perplexity and variety; together they read a little better than free sampling with nearly its
 variety (README, "Lyrics with form"). The first line of a rhyme group also picks the group's class, and a
-group's later lines end on other words than its earlier ones when the class has enough words. Before decoding, `FormPlan` checks that every line can
+group's later lines end on other words than its earlier ones when the class has enough words. Before decoding,
+`FormPlan` checks that every line can
 be written at all and refuses, naming the line and the constraint, when it cannot; a line that still
 fails (every candidate blocked, e.g. by `no_copy`) is retried, then refused the same way.
 """
@@ -203,7 +204,8 @@ class FormPlan:
             name = rhyme_class(word, t.rule)
             if name is None:
                 raise LyricgenError(
-                    f"rhyme_with {word!r} does not end in a Chinese character with a rhyme class; give a word such as 光"
+                    f"rhyme_with {word!r} does not end in a Chinese character with a rhyme class; "
+                    "give a word such as 光"
                 )
             fixed = t.names.index(name)
         groups = []

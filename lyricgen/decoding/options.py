@@ -47,7 +47,7 @@ class DecodingOptions:
     max_line_chars: int = 20
 
     @classmethod
-    def from_mapping(cls, values: Mapping) -> "DecodingOptions":
+    def from_mapping(cls, values: Mapping) -> DecodingOptions:
         """The options found among `values` (e.g. a script's config); other keys are ignored."""
         return cls(**{f.name: _plain(values[f.name]) for f in fields(cls) if f.name in values})
 
@@ -76,7 +76,7 @@ class DecodingOptions:
         words = [self.keywords] if isinstance(self.keywords, str) else list(self.keywords)
         return [str(w) for w in words if str(w)]
 
-    def check(self) -> "DecodingOptions":
+    def check(self) -> DecodingOptions:
         """Raise LyricgenError, with the fix, for the first value out of range."""
         chars = self.line_chars_list()
         checks = [
@@ -94,7 +94,8 @@ class DecodingOptions:
             (self.num_samples >= 1, f"num_samples must be >= 1, got {self.num_samples}"),
             (
                 not self.rhyme or re.fullmatch(r"[A-Z]+", self.rhyme) is not None,
-                f"rhyme must be a scheme of letters A-Z, one per line (e.g. AABB, ABAB, XAXA; X is free), got {self.rhyme!r}",
+                "rhyme must be a scheme of letters A-Z, one per line (e.g. AABB, ABAB, XAXA; X is free), "
+                f"got {self.rhyme!r}",
             ),
             (
                 self.rhyme_rule in RHYME_RULES,
@@ -102,11 +103,13 @@ class DecodingOptions:
             ),
             (
                 not self.rhyme_with or "A" in (self.rhyme or ""),
-                f"rhyme_with sets the class of the A lines; give a scheme with A in it, e.g. rhyme=AABB (got rhyme={self.rhyme!r})",
+                "rhyme_with sets the class of the A lines; give a scheme with A in it, e.g. rhyme=AABB "
+                f"(got rhyme={self.rhyme!r})",
             ),
             (
                 all(isinstance(c, int) and c >= 1 for c in chars),
-                f"line_chars must be an integer >= 1 or a list of them, e.g. line_chars=7 or line_chars=[5,7,5,7], got {self.line_chars!r}",
+                "line_chars must be an integer >= 1 or a list of them, e.g. line_chars=7 or line_chars=[5,7,5,7], "
+                f"got {self.line_chars!r}",
             ),
             (all(c <= 200 for c in chars), f"line_chars must be at most 200, got {self.line_chars!r}"),
             (
