@@ -9,7 +9,6 @@ A lyricgen checkpoint is a Lightning checkpoint with
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import torch
@@ -17,7 +16,7 @@ import torch
 from lyricgen.data.ngrams import NgramIndex
 from lyricgen.data.vocab import Vocab
 from lyricgen.errors import LyricgenError
-from lyricgen.rnnlm import RNNLM
+from lyricgen.rnnlm import RNNLM, NetSettings
 
 EXTRA_KEY = "lyricgen"
 NET_PREFIX = "net."
@@ -65,9 +64,7 @@ def load_checkpoint(path: str | Path) -> dict:
 
 def build_net(checkpoint: dict) -> RNNLM:
     """The plain network of a checkpoint, with its weights (no Lightning needed)."""
-    hp = checkpoint["hyper_parameters"]
-    wanted = inspect.signature(RNNLM).parameters
-    net = RNNLM(**{k: v for k, v in hp.items() if k in wanted})
+    net = RNNLM(NetSettings.from_hparams(checkpoint["hyper_parameters"]))
     state = {k.removeprefix(NET_PREFIX): v for k, v in checkpoint["state_dict"].items() if k.startswith(NET_PREFIX)}
     net.load_state_dict(state)
     return net

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from lyricgen.cache import StreamScores, cache_evaluation, cache_probs, mixed_nll, read_stream, tune
-from lyricgen.rnnlm import RNNLM
+from lyricgen.rnnlm import RNNLM, NetSettings
 
 
 def test_cache_probs_by_hand():
@@ -30,7 +30,7 @@ def test_cache_probs_by_hand():
 
 def test_read_stream_carries_the_state_across_chunks():
     torch.manual_seed(0)
-    net = RNNLM(20, "gru", 8, 16).eval()
+    net = RNNLM(NetSettings(20, "gru", 8, 16)).eval()
     ids = torch.randint(0, 20, (50,))
     scores = read_stream(net, ids, chunk=7)
     with torch.no_grad():
@@ -65,7 +65,7 @@ def test_cache_lowers_perplexity_where_text_repeats():
 
 def test_cache_evaluation_reports_each_split():
     torch.manual_seed(0)
-    net = RNNLM(30, "rnn", 8, 16).eval()
+    net = RNNLM(NetSettings(30, "rnn", 8, 16)).eval()
     val, test = torch.randint(0, 30, (80,)), torch.randint(0, 30, (70,))
     result = cache_evaluation(net, val, test, {"val": 2.0, "test": 2.0}, [20], [1.0], [0.1, 0.3])
     assert result["val/loss_cache"] <= result["val/loss_stream"]  # tuned there; lam 0 is a candidate

@@ -12,7 +12,7 @@ from lyricgen.decoding.form import count_chars
 from lyricgen.decoding.rhyme import rhyme_class
 from lyricgen.errors import LyricgenError
 from lyricgen.generation import LyricsGenerator
-from lyricgen.rnnlm import RNNLM
+from lyricgen.rnnlm import RNNLM, NetSettings
 from tests.conftest import TINY_LINES, best_checkpoint, run_script
 
 SEEDS = range(3)
@@ -139,7 +139,7 @@ def test_start_word_against_the_form(gen):
 def tiny_generator(ngrams: NgramIndex | None) -> LyricsGenerator:
     torch.manual_seed(0)
     vocab = Vocab(["<unk>", NEWLINE, "我", "你", "他"])
-    return LyricsGenerator(RNNLM(len(vocab), emb_dim=8, hidden_size=8), vocab, ngrams=ngrams)
+    return LyricsGenerator(RNNLM(NetSettings(len(vocab), emb_dim=8, hidden_size=8)), vocab, ngrams=ngrams)
 
 
 def test_a_constraint_that_fails_midway_ends_with_a_message_not_a_hang():
