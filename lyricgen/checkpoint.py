@@ -9,6 +9,7 @@ A lyricgen checkpoint is a Lightning checkpoint with
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -68,6 +69,24 @@ def build_net(checkpoint: dict) -> RNNLM:
     state = {k.removeprefix(NET_PREFIX): v for k, v in checkpoint["state_dict"].items() if k.startswith(NET_PREFIX)}
     net.load_state_dict(state)
     return net
+
+
+def check_resumable(checkpoint: dict, ckpt_path: str | Path, model: Mapping, tokenizer: Mapping) -> None:
+    """Refuse to resume a checkpoint whose model (the `model` options it was trained with) or tokeniser
+    differs from this run's, listing every difference."""
+    hp = checkpoint["hyper_parameters"]
+    diffs = [f"model.{k}={hp[k]} in the checkpoint, {v} here" for k, v in model.items() if k in hp and hp[k] != v]
+    saved = read_extras(checkpoint)[1]
+    diffs += [
+        f"data.{k}={saved[k]} in the checkpoint, {tokenizer[k]} here"
+        for k in ("hmm",)
+        if k in saved and k in tokenizer and saved[k] != tokenizer[k]
+    ]
+    if diffs:
+        raise LyricgenError(
+            f"ckpt_path={ckpt_path} holds another model than this config: {'; '.join(diffs)}; resume with the "
+            "settings of the run that wrote it (its .hydra/overrides.yaml), or leave out ckpt_path to start anew"
+        )
 
 
 def find_checkpoint(runs_dir: str | Path = "outputs") -> Path:

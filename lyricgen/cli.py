@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -56,3 +58,20 @@ def user_errors() -> Iterator[None]:
             raise  # a bug: keep the traceback
         print(f"error: {user}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+class _NoTips(logging.Filter):
+    """Drops Lightning's advertising ("💡 Tip: ... try installing litlogger / litmodels")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+def quiet_libraries() -> None:
+    """Keep the scripts' output to what the user needs: Lightning's tips and a deprecation warning that
+    Lightning itself triggers in torch (LeafSpec) are dropped where they are emitted, by their message;
+    every other warning and log line stays."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoTips())
+    warnings.filterwarnings(
+        "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
+    )

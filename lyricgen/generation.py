@@ -26,6 +26,7 @@ from lyricgen.decoding.form import FormDecoder, WordTables
 from lyricgen.decoding.options import DecodingOptions
 from lyricgen.decoding.sampling import decode
 from lyricgen.errors import LyricgenError
+from lyricgen.memory import check_decoding_fits
 from lyricgen.rnnlm import RNNLM
 
 
@@ -46,12 +47,22 @@ def _similar_words(word: str, vocab: Vocab, k: int = 5) -> list[str]:
 
 
 def pick_device(device: str = "auto") -> torch.device:
+    """The torch device for `device` (auto, cpu, cuda, cuda:N, mps), refused when it is not on this machine."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
-    except RuntimeError:
-        raise LyricgenError(f"unknown device {device!r}; use auto, cpu or cuda") from None
+        picked = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise LyricgenError(f"device={device!r} is not a device; device takes auto, cpu, cuda or cuda:N") from None
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    here = f"{gpus} CUDA GPU{'s' if gpus != 1 else ''}" if gpus else "no CUDA GPU"
+    if picked.type == "cuda" and (not gpus or (picked.index or 0) >= gpus):
+        raise LyricgenError(f"device={device} but this machine has {here}; use device=cpu or device=auto")
+    if picked.type == "mps" and not torch.backends.mps.is_available():
+        raise LyricgenError(f"device={device} but this machine has no Apple GPU (mps); use device=cpu or device=auto")
+    if picked.type not in ("cpu", "cuda", "mps"):
+        raise LyricgenError(f"device={device} is not supported here; use device=cpu, device=cuda or device=auto")
+    return picked
 
 
 class LyricsGenerator:
@@ -117,9 +128,12 @@ class LyricsGenerator:
         if opts.form:
             self.check_form(opts)
         prompt = self.encode_prompt(start_word)
+        device = next(self.net.parameters()).device
+        budget = None if opts.form else (opts.length if opts.length is not None else opts.max_length)
+        check_decoding_fits(self.net.settings, opts.num_samples, budget, opts.best_of if opts.form else 1, device)
         generator = None
         if seed is not None:
-            generator = torch.Generator(device=next(self.net.parameters()).device).manual_seed(seed)
+            generator = torch.Generator(device=device).manual_seed(seed)
         if opts.form:
             decoder = FormDecoder(self.net, self.vocab, self.word_tables(opts.rhyme_rule), opts, self.ngrams, generator)
             samples = decoder.decode(prompt)

@@ -39,11 +39,15 @@ def option(
     lt: float | None = None,
     choices: Sequence | None = None,
     note: str = "",
+    example: Any = dataclasses.MISSING,
     default_factory: Any = dataclasses.MISSING,
 ) -> Any:
     """A dataclass field with its allowed range (numbers, or each number of a list) or choices; `note`
-    is said after the range (e.g. "-1: no limit")."""
+    is said after the range (e.g. "-1: no limit"); `example` is the value a refusal suggests (default:
+    the default)."""
     meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": tuple(choices) if choices else None, "note": note}
+    if example is not dataclasses.MISSING:
+        meta["example"] = example
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -75,6 +79,13 @@ def conforms(value: Any, hint: Any) -> bool:
             return True
         if member is str and isinstance(value, str):
             return True
+        if (
+            origin is None
+            and isinstance(member, type)
+            and member not in (int, float, bool)
+            and isinstance(value, member)
+        ):
+            return True  # another class, e.g. a Path
         if origin is list and _is_list(value):
             (item,) = typing.get_args(member) or (Any,)
             if all(conforms(v, item) for v in value):
@@ -134,6 +145,8 @@ def _shown(value: Any) -> str:
 
 
 def _example(f: dataclasses.Field, key: str) -> str:
+    if "example" in f.metadata:
+        return f"; e.g. {key}={yaml_value(f.metadata['example'])}"
     if f.default is not dataclasses.MISSING:
         return f"; e.g. {key}={yaml_value(f.default)}"
     if f.default_factory is not dataclasses.MISSING:
@@ -169,8 +182,9 @@ def check(values: Mapping, schema: type, prefix: str = "") -> None:
                 f"{key} takes {allowed(f, hints[f.name])}{_example(f, key)}"
             )
         if not _in_range(value, f.metadata):
+            problem = "is not one of the choices" if f.metadata.get("choices") else "is out of range"
             raise LyricgenError(
-                f"{key}={_shown(value)} is out of range; {key} takes {allowed(f, hints[f.name])}{_example(f, key)}"
+                f"{key}={_shown(value)} {problem}; {key} takes {allowed(f, hints[f.name])}{_example(f, key)}"
             )
 
 

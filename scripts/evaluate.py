@@ -13,17 +13,19 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from lyricgen.cli import quote_non_ascii, user_errors
+from lyricgen.cli import quiet_libraries, quote_non_ascii, user_errors
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     with user_errors():
         from lyricgen.checkpoint import find_checkpoint, run_dir_of
+        from lyricgen.config import check_config
         from lyricgen.decoding import DecodingOptions
         from lyricgen.evaluation import CORPUS, evaluate_checkpoint
 
-        opts = DecodingOptions.from_mapping(cfg).check()
+        check_config(cfg, "evaluate")
+        opts = DecodingOptions.from_mapping(cfg)
         ckpt_path = Path(cfg.ckpt_path or find_checkpoint(cfg.runs_dir))
         run_config = run_dir_of(ckpt_path) / ".hydra" / "config.yaml"
         data_cfg = OmegaConf.load(run_config) if run_config.is_file() else cfg
@@ -64,4 +66,5 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     sys.argv = quote_non_ascii(sys.argv)
+    quiet_libraries()
     main()

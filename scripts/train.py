@@ -13,10 +13,13 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from lyricgen.checkpoint import load_checkpoint, read_extras
-from lyricgen.cli import quote_non_ascii, user_errors
+from lyricgen.checkpoint import check_resumable, load_checkpoint, read_extras
+from lyricgen.cli import quiet_libraries, quote_non_ascii, user_errors
+from lyricgen.config import check_config, plain, training_device
 from lyricgen.data.ngrams import NgramIndex
 from lyricgen.evaluation import log_hparams_summary, test_best_checkpoint
+from lyricgen.memory import check_training_fits
+from lyricgen.rnnlm import NetSettings
 
 log = logging.getLogger("lyricgen.train")
 
@@ -24,14 +27,20 @@ log = logging.getLogger("lyricgen.train")
 def train(cfg: DictConfig) -> dict:
     """Build data, model and trainer from the config, fit, and report the best checkpoint."""
     start = time.perf_counter()
+    check_config(cfg, "train")  # types, ranges, required options, accelerators: refused before any work
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
-    if cfg.get("ckpt_path"):  # resuming: the vocabulary comes from the checkpoint (and must fit the data)
-        datamodule.vocab = read_extras(load_checkpoint(cfg.ckpt_path))[0]
+    model_options = {k: v for k, v in plain(cfg.model).items() if k != "_target_"}
+    if cfg.get("ckpt_path"):  # resuming: the same model, and the vocabulary from the checkpoint (it must fit the data)
+        checkpoint = load_checkpoint(cfg.ckpt_path)
+        check_resumable(checkpoint, cfg.ckpt_path, model_options, datamodule.tokenizer.settings)
+        datamodule.vocab = read_extras(checkpoint)[0]
     datamodule.prepare_data()
     datamodule.setup("fit")  # the vocabulary size is needed to build the model
     vocab = datamodule.vocab
+    net = NetSettings.from_hparams({**model_options, "vocab_size": len(vocab)})
+    check_training_fits(net, datamodule.batch_size, datamodule.seq_len, training_device(cfg.trainer.accelerator))
     ngrams = NgramIndex.from_tokens(datamodule.train_tokens, vocab.stoi, cfg.get("no_copy_max_n", 8))  # for no_copy
     model = instantiate(
         cfg.model, vocab_size=len(vocab), vocab=vocab, tokenizer=datamodule.tokenizer.settings, ngrams=ngrams
@@ -93,4 +102,5 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     sys.argv = quote_non_ascii(sys.argv)  # start_word=星星 as typed
+    quiet_libraries()
     main()
