@@ -4,9 +4,10 @@ import json
 
 import lightning as L
 import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lyricgen.data.datamodule import LyricsDataModule
 from lyricgen.model import LyricsLM
 from tests.conftest import run_script, tiny_overrides
 
@@ -51,9 +52,7 @@ def test_ddp_on_two_cpu_processes(tmp_path, tiny_corpus):
     assert "read from cache" in logs["train_ddp_process_1.log"]
     logged = json.loads((run_dir / "results.json").read_text())
     # val/ppl was reduced over both ranks: it equals the perplexity of the whole split in one process
-    dm = LyricsDataModule(
-        str(tiny_corpus), seq_len=32, batch_size=2, val_fraction=0.2, cache_dir=str(tmp_path / "data" / "cache")
-    )
+    dm = instantiate(OmegaConf.load(run_dir / ".hydra" / "config.yaml").data)  # the run's own data settings
     model = LyricsLM.load_from_checkpoint(logged["best_ckpt"], map_location="cpu")
     dm.vocab = model.vocab
     trainer = L.Trainer(
