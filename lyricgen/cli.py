@@ -67,11 +67,16 @@ class _NoTips(logging.Filter):
         return not str(record.msg).startswith("💡 Tip")
 
 
-def quiet_libraries() -> None:
-    """Keep the scripts' output to what the user needs: Lightning's tips and a deprecation warning that
+def quiet_libraries(lightning_info: bool = True) -> None:
+    """Keep a script's output to what the user needs: Lightning's tips and a deprecation warning that
     Lightning itself triggers in torch (LeafSpec) are dropped where they are emitted, by their message;
-    every other warning and log line stays."""
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoTips())
+    every other warning and log line stays. `lightning_info=False` also drops Lightning's info lines
+    ("GPU available: ...", for a command that only evaluates). Call it inside the Hydra main, after Hydra
+    has set up logging (which disables loggers made before it)."""
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    rank_zero.addFilter(_NoTips())
+    if not lightning_info:
+        rank_zero.setLevel(logging.WARNING)
     warnings.filterwarnings(
         "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
     )

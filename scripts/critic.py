@@ -16,6 +16,7 @@ from lyricgen.cli import quiet_libraries, quote_non_ascii, user_errors
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="critic")
 def main(cfg: DictConfig) -> None:
+    quiet_libraries()
     with user_errors():
         from lyricgen.checkpoint import find_checkpoint
         from lyricgen.config import check_config
@@ -34,5 +35,4 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     sys.argv = quote_non_ascii(sys.argv)
-    quiet_libraries()
     main()

@@ -18,6 +18,7 @@ from lyricgen.cli import quiet_libraries, quote_non_ascii, user_errors
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
+    quiet_libraries(lightning_info=False)
     with user_errors():
         from lyricgen.checkpoint import find_checkpoint, run_dir_of
         from lyricgen.config import check_config
@@ -66,5 +67,4 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     sys.argv = quote_non_ascii(sys.argv)
-    quiet_libraries()
     main()

@@ -17,6 +17,7 @@ from lyricgen.cli import quiet_libraries, quote_non_ascii, user_errors
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="generate")
 def main(cfg: DictConfig) -> None:
+    quiet_libraries()
     with user_errors():
         # Imported here so that Hydra's --help and config errors do not wait for torch.
         from lyricgen.checkpoint import find_checkpoint
@@ -36,5 +37,4 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     sys.argv = quote_non_ascii(sys.argv)  # start_word=星星 as typed
-    quiet_libraries()
     main()

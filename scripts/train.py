@@ -96,11 +96,11 @@ def train(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    quiet_libraries()
     with user_errors():
         return train(cfg).get("best_val_ppl")  # returned for Hydra sweepers
 
 
 if __name__ == "__main__":
     sys.argv = quote_non_ascii(sys.argv)  # start_word=星星 as typed
-    quiet_libraries()
     main()
