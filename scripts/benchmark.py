@@ -28,6 +28,8 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from torch import nn
 
+from lyricgen.cli import user_errors
+from lyricgen.config import check_config
 from lyricgen.data.datamodule import LyricsDataModule
 from lyricgen.decoding import DecodingOptions
 from lyricgen.generation import LyricsGenerator
@@ -150,6 +152,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[*args.overrides, "paths.output_dir=."])
+    with user_errors():  # the overrides are checked as train.py checks them
+        check_config(cfg, "train")
     L.seed_everything(cfg.seed, verbose=False)
     rows = []
 
