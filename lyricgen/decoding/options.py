@@ -101,7 +101,7 @@ class DecodingOptions:
             ),
             (
                 self.no_copy != 1,
-                f"{prefix}no_copy=1 is out of range; no_copy takes 0 (off) or a run length n >= 2, e.g. no_copy=4",
+                f"{prefix}no_copy=1 is out of range; no_copy takes 0 (off) or a run length n >= 2; e.g. no_copy=4",
             ),
         ]
         for ok, message in checks:
