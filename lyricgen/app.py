@@ -82,8 +82,13 @@ class Models:
         generator.tokenizer.tokenize_line("星星")
         run_dir = run_dir_of(ckpt_path)
         names = {path.resolve(): name for name, path in self.runs().items()}
-        loaded = LoadedModel(generator, ckpt_path, names.get(run_dir), training_lines_of_run(ckpt_path),
-                             _read_json(run_dir / "results.json"))
+        loaded = LoadedModel(
+            generator,
+            ckpt_path,
+            names.get(run_dir),
+            training_lines_of_run(ckpt_path),
+            _read_json(run_dir / "results.json"),
+        )
         with self._lock:
             self.current = loaded
         return loaded
@@ -167,7 +172,9 @@ def parse_line_chars(text: str) -> list[int] | None:
     if not parts:
         return None
     if not all(p.isdigit() for p in parts):
-        raise LyricgenError(f"characters per line must be a number or numbers separated by commas, e.g. 7 or 5,7,5,7; got {text!r}")
+        raise LyricgenError(
+            f"characters per line must be a number or numbers separated by commas, e.g. 7 or 5,7,5,7; got {text!r}"
+        )
     chars = [int(p) for p in parts]
     _at_most(len(chars), MAX_LINES, "characters per line (numbers in the list)")
     _at_most(max(chars), MAX_LINE_CHARS, "characters per line")
@@ -213,9 +220,13 @@ class LyricsPage:
         """`defaults`: the page's first values (checked against the page's limits here)."""
         self.models = models
         self.defaults = d = defaults or DecodingOptions(temperature=0.8, top_p=0.95)
-        for value, limit, what in [(d.lines or 0, MAX_LINES, "lines"), (d.num_samples, MAX_SAMPLES, "samples"),
-                                   (d.best_of, MAX_BEST_OF, "best_of"), (d.max_line_chars, MAX_LINE_CHARS, "max_line_chars"),
-                                   (max(d.line_chars_list(), default=0), MAX_LINE_CHARS, "characters per line")]:
+        for value, limit, what in [
+            (d.lines or 0, MAX_LINES, "lines"),
+            (d.num_samples, MAX_SAMPLES, "samples"),
+            (d.best_of, MAX_BEST_OF, "best_of"),
+            (d.max_line_chars, MAX_LINE_CHARS, "max_line_chars"),
+            (max(d.line_chars_list(), default=0), MAX_LINE_CHARS, "characters per line"),
+        ]:
             _at_most(value, limit, what)
 
     def _model(self) -> LoadedModel:
@@ -223,11 +234,27 @@ class LyricsPage:
             raise LyricgenError("no model is loaded; pick a run on the Model tab")
         return self.models.current
 
-    def generate(self, start_word: str = "", lines: int = 8, num_samples: int = 1, strategy: str = "sample",
-                 temperature: float = 0.8, top_k: int = 0, top_p: float = 0.95, repetition_penalty: float = 1.0,
-                 seed: int | str | None = None, rhyme: str = "", rhyme_rule: str = "shisan", rhyme_with: str = "",
-                 line_chars: str = "", acrostic: str = "", keywords: str = "", no_copy: int = 0, best_of: int = 6,
-                 max_line_chars: int = 20) -> tuple[str, list[list], list[list]]:
+    def generate(
+        self,
+        start_word: str = "",
+        lines: int = 8,
+        num_samples: int = 1,
+        strategy: str = "sample",
+        temperature: float = 0.8,
+        top_k: int = 0,
+        top_p: float = 0.95,
+        repetition_penalty: float = 1.0,
+        seed: int | str | None = None,
+        rhyme: str = "",
+        rhyme_rule: str = "shisan",
+        rhyme_with: str = "",
+        line_chars: str = "",
+        acrostic: str = "",
+        keywords: str = "",
+        no_copy: int = 0,
+        best_of: int = 6,
+        max_line_chars: int = 20,
+    ) -> tuple[str, list[list], list[list]]:
         """Write lyrics: (the lyrics, samples separated by a blank line; a row per line: sample, #, line,
         chars, rhyme class; the lyric measures as (measure, value) rows, the seed used among them)."""
         start_word = str(start_word or "").strip()
@@ -237,13 +264,21 @@ class LyricsPage:
         if acrostic:
             _at_most(len(acrostic), MAX_LINES, "acrostic length (characters)")
         opts = DecodingOptions(
-            strategy=str(strategy), temperature=_float(temperature, "temperature"), top_k=_int(top_k, "top_k"),
-            top_p=_float(top_p, "top_p"), repetition_penalty=_float(repetition_penalty, "repetition_penalty"),
-            length=None, lines=_at_most(_int(lines, "lines"), MAX_LINES, "lines"),
+            strategy=str(strategy),
+            temperature=_float(temperature, "temperature"),
+            top_k=_int(top_k, "top_k"),
+            top_p=_float(top_p, "top_p"),
+            repetition_penalty=_float(repetition_penalty, "repetition_penalty"),
+            length=None,
+            lines=_at_most(_int(lines, "lines"), MAX_LINES, "lines"),
             num_samples=_at_most(_int(num_samples, "samples"), MAX_SAMPLES, "samples"),
-            rhyme=str(rhyme or "").strip().upper() or None, rhyme_rule=str(rhyme_rule),
-            rhyme_with=str(rhyme_with or "").strip() or None, line_chars=parse_line_chars(line_chars),
-            acrostic=acrostic, keywords=parse_keywords(keywords), no_copy=_int(no_copy, "no_copy"),
+            rhyme=str(rhyme or "").strip().upper() or None,
+            rhyme_rule=str(rhyme_rule),
+            rhyme_with=str(rhyme_with or "").strip() or None,
+            line_chars=parse_line_chars(line_chars),
+            acrostic=acrostic,
+            keywords=parse_keywords(keywords),
+            no_copy=_int(no_copy, "no_copy"),
             best_of=_at_most(_int(best_of, "best_of"), MAX_BEST_OF, "best_of"),
             max_line_chars=_at_most(_int(max_line_chars, "max_line_chars"), MAX_LINE_CHARS, "max_line_chars"),
         ).check()
@@ -252,8 +287,11 @@ class LyricsPage:
         gen = self._model().generator
         samples = gen.generate_tokens(start_word, seed=seed, opts=opts)
         lyrics = "\n\n".join("\n".join(text for text, _, _ in _line_rows(s, opts.rhyme_rule)) for s in samples)
-        rows = [[k, i, text, chars, rhyme] for k, s in enumerate(samples, 1)
-                for i, (text, chars, rhyme) in enumerate(_line_rows(s, opts.rhyme_rule), 1)]
+        rows = [
+            [k, i, text, chars, rhyme]
+            for k, s in enumerate(samples, 1)
+            for i, (text, chars, rhyme) in enumerate(_line_rows(s, opts.rhyme_rule), 1)
+        ]
         found = measures(gen, samples, [], opts)
         found.pop("novelty")  # needs the training text's lines as written; the copy measures say it here
         table = [[name, _shown(value)] for name, value in found.items()] + [["seed", seed]]
@@ -273,8 +311,10 @@ class LyricsPage:
         loaded = self._model()
         report = critique(loaded.generator, text, rhyme_rule, copy_n, loaded.training_lines)
         has_index = loaded.generator.ngrams is not None or loaded.training_lines is not None
-        rows = [[i, s.text, s.chars, s.rhyme or "–", round(s.ppl, 1), copied_cell(s, copy_n, has_index)]
-                for i, s in enumerate(report.lines, 1)]
+        rows = [
+            [i, s.text, s.chars, s.rhyme or "–", round(s.ppl, 1), copied_cell(s, copy_n, has_index)]
+            for i, s in enumerate(report.lines, 1)
+        ]
         return rows, "\n".join(summary_lines(report, has_index))
 
     def switch(self, name: str) -> str:
@@ -313,76 +353,135 @@ def build_page(page: LyricsPage):
     # say what is wrong in one line, where Gradio's own checks (a slider's bounds, a list's choices) would
     # also print a traceback on the server's console for a visitor's mistake.
     with gr.Blocks(title="lyricgen", analytics_enabled=False) as demo:
-        gr.Markdown("# lyricgen\nLyrics from a word-level language model, with rhyme, line lengths, acrostic and a critic.")
+        gr.Markdown(
+            "# lyricgen\nLyrics from a word-level language model, with rhyme, line lengths, acrostic and a critic."
+        )
         with gr.Tab("Write"):
             with gr.Row():
-                start_word = gr.Textbox(label=f"start word or phrase (at most {MAX_START_WORD} characters; empty: a new line)",
-                                        max_length=MAX_START_WORD)
+                start_word = gr.Textbox(
+                    label=f"start word or phrase (at most {MAX_START_WORD} characters; empty: a new line)",
+                    max_length=MAX_START_WORD,
+                )
                 lines = gr.Slider(1, MAX_LINES, value=d.lines or 8, step=1, label="lines")
                 num_samples = gr.Slider(1, MAX_SAMPLES, value=d.num_samples, step=1, label="samples")
             with gr.Accordion("sampling", open=True):
                 with gr.Row():
                     strategy = gr.Radio(["sample", "greedy"], value=d.strategy, label="strategy")
-                    temperature = gr.Slider(0.05, max(2.0, d.temperature), value=d.temperature, step=0.05,
-                                            label="temperature")
+                    temperature = gr.Slider(
+                        0.05, max(2.0, d.temperature), value=d.temperature, step=0.05, label="temperature"
+                    )
                     top_k = gr.Number(value=d.top_k, precision=0, minimum=0, label="top-k (0: off)")
                     top_p = gr.Slider(min(0.05, d.top_p), 1.0, value=d.top_p, step=0.01, label="top-p")
-                    repetition_penalty = gr.Slider(1.0, max(2.0, d.repetition_penalty), value=d.repetition_penalty, step=0.05,
-                                                   label="repetition penalty (1: off)")
+                    repetition_penalty = gr.Slider(
+                        1.0,
+                        max(2.0, d.repetition_penalty),
+                        value=d.repetition_penalty,
+                        step=0.05,
+                        label="repetition penalty (1: off)",
+                    )
                     # a Textbox, not a Number: a Number cannot be left empty
                     seed = gr.Textbox(value="", label="seed (empty: a new one each time)")
             with gr.Accordion("form", open=True):
                 with gr.Row():
-                    rhyme = gr.Dropdown([("none", ""), *[(s, s) for s in SCHEMES]], value=d.rhyme or "",
-                                        allow_custom_value=True, label="rhyme scheme (X: free line; type your own)")
+                    rhyme = gr.Dropdown(
+                        [("none", ""), *[(s, s) for s in SCHEMES]],
+                        value=d.rhyme or "",
+                        allow_custom_value=True,
+                        label="rhyme scheme (X: free line; type your own)",
+                    )
                     rhyme_rule = gr.Radio(list(RHYME_RULES), value=d.rhyme_rule, label="rhyme rule")
                     rhyme_with = gr.Textbox(value=d.rhyme_with or "", label="A lines rhyme with (a word)")
-                    line_chars = gr.Textbox(value=",".join(map(str, d.line_chars_list())),
-                                            label="characters per line (7 or 5,7,5,7; empty: free)")
+                    line_chars = gr.Textbox(
+                        value=",".join(map(str, d.line_chars_list())),
+                        label="characters per line (7 or 5,7,5,7; empty: free)",
+                    )
                 with gr.Row():
                     acrostic = gr.Textbox(value=d.acrostic or "", label="acrostic (藏头: one character per line)")
                     keywords = gr.Textbox(value=",".join(d.keyword_list()), label="keywords (separated by commas)")
-                    no_copy = gr.Dropdown([("off", 0), *[(str(n), n) for n in range(2, 9)]], value=d.no_copy,
-                                          label="no copy: never a run of n training words")
+                    no_copy = gr.Dropdown(
+                        [("off", 0), *[(str(n), n) for n in range(2, 9)]],
+                        value=d.no_copy,
+                        label="no copy: never a run of n training words",
+                    )
                     best_of = gr.Slider(1, MAX_BEST_OF, value=d.best_of, step=1, label="candidates per line")
-                    max_line_chars = gr.Slider(1, MAX_LINE_CHARS, value=d.max_line_chars, step=1,
-                                               label="longest line when free")
+                    max_line_chars = gr.Slider(
+                        1, MAX_LINE_CHARS, value=d.max_line_chars, step=1, label="longest line when free"
+                    )
             write = gr.Button("Write", variant="primary")
             lyrics = gr.Textbox(label="lyrics", lines=10, interactive=False, elem_id="lyrics")
-            line_table = gr.Dataframe(headers=LINE_COLUMNS, label="lines: characters and rhyme class (十三辙)",
-                                      interactive=False, wrap=True)
+            line_table = gr.Dataframe(
+                headers=LINE_COLUMNS, label="lines: characters and rhyme class (十三辙)", interactive=False, wrap=True
+            )
             measure_table = gr.Dataframe(headers=MEASURE_COLUMNS, label="lyric measures", interactive=False)
             write.click(
                 _on_page(page.generate),
-                inputs=[start_word, lines, num_samples, strategy, temperature, top_k, top_p, repetition_penalty, seed,
-                        rhyme, rhyme_rule, rhyme_with, line_chars, acrostic, keywords, no_copy, best_of, max_line_chars],
-                outputs=[lyrics, line_table, measure_table], api_name="generate", preprocess=False,
+                inputs=[
+                    start_word,
+                    lines,
+                    num_samples,
+                    strategy,
+                    temperature,
+                    top_k,
+                    top_p,
+                    repetition_penalty,
+                    seed,
+                    rhyme,
+                    rhyme_rule,
+                    rhyme_with,
+                    line_chars,
+                    acrostic,
+                    keywords,
+                    no_copy,
+                    best_of,
+                    max_line_chars,
+                ],
+                outputs=[lyrics, line_table, measure_table],
+                api_name="generate",
+                preprocess=False,
             )
         with gr.Tab("Critic"):
-            text = gr.Textbox(label=f"lyrics to score, one line per line (at most {MAX_CRITIC_CHARS:,} characters)",
-                              lines=10, max_length=MAX_CRITIC_CHARS)
+            text = gr.Textbox(
+                label=f"lyrics to score, one line per line (at most {MAX_CRITIC_CHARS:,} characters)",
+                lines=10,
+                max_length=MAX_CRITIC_CHARS,
+            )
             with gr.Row():
                 critic_rule = gr.Radio(list(RHYME_RULES), value="shisan", label="rhyme rule")
                 copy_n = gr.Slider(2, 8, value=4, step=1, label="a copy is a run of this many training words")
             score = gr.Button("Score", variant="primary")
             critic_table = gr.Dataframe(headers=CRITIC_COLUMNS, label="lines", interactive=False, wrap=True)
             summary = gr.Textbox(label="scheme, rhyme rate, perplexity", lines=4, interactive=False)
-            score.click(_on_page(page.critic), inputs=[text, critic_rule, copy_n], outputs=[critic_table, summary],
-                        api_name="critic", preprocess=False)
+            score.click(
+                _on_page(page.critic),
+                inputs=[text, critic_rule, copy_n],
+                outputs=[critic_table, summary],
+                api_name="critic",
+                preprocess=False,
+            )
         with gr.Tab("Model"):
             info = gr.Markdown(label="loaded model")
             run = gr.Dropdown([], label=f"training runs under {page.models.runs_dir}/")
             with gr.Row():
                 load = gr.Button("Load this run", variant="primary")
                 refresh = gr.Button("Refresh the list")
-            load.click(_on_page(page.switch), inputs=[run], outputs=[info], api_name="load_run", concurrency_limit=1,
-                       preprocess=False)
-            refresh.click(lambda: gr.Dropdown(choices=page.models.run_choices()), outputs=[run], api_visibility="private")
+            load.click(
+                _on_page(page.switch),
+                inputs=[run],
+                outputs=[info],
+                api_name="load_run",
+                concurrency_limit=1,
+                preprocess=False,
+            )
+            refresh.click(
+                lambda: gr.Dropdown(choices=page.models.run_choices()), outputs=[run], api_visibility="private"
+            )
 
         def shown_model():  # on every page load: the model loaded now, which a switch may have changed
             loaded = page.models.current
-            return (model_info(loaded) if loaded else "no model loaded",
-                    gr.Dropdown(choices=page.models.run_choices(), value=loaded.run if loaded else None))
+            return (
+                model_info(loaded) if loaded else "no model loaded",
+                gr.Dropdown(choices=page.models.run_choices(), value=loaded.run if loaded else None),
+            )
 
         demo.load(shown_model, outputs=[info, run], api_visibility="private")
     return demo
@@ -392,7 +491,9 @@ def check_serving(host: str, port, concurrency, queue_size) -> tuple[str, int, i
     """The serving settings as (host, port, concurrency, queue_size), or a LyricgenError naming the fix."""
     host = str(host or "").strip()
     if not host:
-        raise LyricgenError("host must be an address to listen on, e.g. host=127.0.0.1 (this machine only) or host=0.0.0.0")
+        raise LyricgenError(
+            "host must be an address to listen on, e.g. host=127.0.0.1 (this machine only) or host=0.0.0.0"
+        )
     port, concurrency, queue_size = _int(port, "port"), _int(concurrency, "concurrency"), _int(queue_size, "queue_size")
     if not 1 <= port <= 65535:
         raise LyricgenError(f"port must be between 1 and 65535, got {port}")
@@ -408,15 +509,19 @@ def start(page: LyricsPage, host: str = "127.0.0.1", port: int = 7860, concurren
     demo = build_page(page)
     demo.queue(default_concurrency_limit=concurrency, max_size=queue_size)
     try:
-        _, url, _ = demo.launch(server_name=host, server_port=port, share=False, quiet=True, prevent_thread_lock=True,
-                                 run_history=False)  # no run history page (it offers uploads to a Hugging Face bucket)
+        _, url, _ = demo.launch(
+            server_name=host, server_port=port, share=False, quiet=True, prevent_thread_lock=True, run_history=False
+        )  # no run history page (it offers uploads to a Hugging Face bucket)
     except OSError as e:  # Gradio's "Cannot find empty port in range ..."
-        raise LyricgenError(f"cannot serve on {host}:{port} ({str(e).split('.')[0]}); pass port=N with a free port") from None
+        raise LyricgenError(
+            f"cannot serve on {host}:{port} ({str(e).split('.')[0]}); pass port=N with a free port"
+        ) from None
     return demo, url
 
 
-def serve(page: LyricsPage, host: str = "127.0.0.1", port: int = 7860, concurrency: int = 2,
-          queue_size: int = 32) -> None:
+def serve(
+    page: LyricsPage, host: str = "127.0.0.1", port: int = 7860, concurrency: int = 2, queue_size: int = 32
+) -> None:
     """Serve the page until Ctrl-C (see `start`)."""
     demo, url = start(page, host, port, concurrency, queue_size)
     print(f"lyricgen page: {url} (Ctrl-C stops it)", flush=True)

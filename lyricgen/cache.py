@@ -99,8 +99,13 @@ def tune(scores: StreamScores, windows, thetas, lams) -> tuple[CacheSettings, fl
 
 
 def cache_evaluation(
-    net: RNNLM, val_ids: torch.Tensor, test_ids: torch.Tensor | None, chars_per_token: dict[str, float],
-    windows, thetas, lams,
+    net: RNNLM,
+    val_ids: torch.Tensor,
+    test_ids: torch.Tensor | None,
+    chars_per_token: dict[str, float],
+    windows,
+    thetas,
+    lams,
 ) -> dict[str, float]:
     """Tune the cache on `val_ids`, score `test_ids` once with it. Returns `val/…_cache`, `test/…_cache`
     (loss, ppl, bpc), the continuous-stream figures without the cache (`…_stream`) and the settings."""
@@ -110,7 +115,9 @@ def cache_evaluation(
     splits = [("val", val, val_nll)]
     if test_ids is not None and test_ids.numel() > 1:
         test = read_stream(net, test_ids)
-        p_cache = cache_probs(test, settings.window, settings.theta) if settings.lam else torch.zeros(test.targets.numel())
+        p_cache = (
+            cache_probs(test, settings.window, settings.theta) if settings.lam else torch.zeros(test.targets.numel())
+        )
         splits.append(("test", test, mixed_nll(test, p_cache, settings.lam)))
     for stage, scores, nll in splits:
         stream_nll = mixed_nll(scores, torch.zeros_like(scores.target_prob), 0.0)

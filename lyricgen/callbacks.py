@@ -10,8 +10,8 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from lyricgen.errors import LyricgenError
 from lyricgen.decoding import DecodingOptions
+from lyricgen.errors import LyricgenError
 from lyricgen.generation import LyricsGenerator
 
 log = logging.getLogger(__name__)
@@ -24,8 +24,13 @@ class SampleLyrics(L.Callback):
     learns (like Lightning Bolts' TensorboardGenerativeModelImageSampler, for text).
     """
 
-    def __init__(self, prompts: list[str] = ("星星", "我", "爱"), decoding: dict | None = None, seed: int = 0,
-                 tag: str = "samples") -> None:
+    def __init__(
+        self,
+        prompts: list[str] = ("星星", "我", "爱"),
+        decoding: dict | None = None,
+        seed: int = 0,
+        tag: str = "samples",
+    ) -> None:
         self.prompts = list(prompts)
         self.seed = seed
         self.tag = tag
@@ -94,8 +99,11 @@ class LyricsMetrics(L.Callback):
 
         with torch.random.fork_rng(devices=[]):
             self.metrics = sample_metrics(generator, training_lines(datamodule), self.opts, seed=self.seed)
-        log.info("Lyric metrics of %d samples: %s", self.opts.num_samples,
-                 ", ".join(f"{k} {v:.3f}" for k, v in self.metrics.items()))
+        log.info(
+            "Lyric metrics of %d samples: %s",
+            self.opts.num_samples,
+            ", ".join(f"{k} {v:.3f}" for k, v in self.metrics.items()),
+        )
         for logger in trainer.loggers:
             logger.log_metrics({f"eval/{_metric_name(k)}": v for k, v in self.metrics.items()}, trainer.global_step)
 

@@ -9,7 +9,7 @@ A lyricgen checkpoint is a Lightning checkpoint with
 
 from __future__ import annotations
 
-import inspect
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -17,7 +17,7 @@ import torch
 from lyricgen.data.ngrams import NgramIndex
 from lyricgen.data.vocab import Vocab
 from lyricgen.errors import LyricgenError
-from lyricgen.rnnlm import RNNLM
+from lyricgen.rnnlm import RNNLM, NetSettings
 
 EXTRA_KEY = "lyricgen"
 NET_PREFIX = "net."
@@ -44,23 +44,28 @@ def load_checkpoint(path: str | Path) -> dict:
     """Read a lyricgen checkpoint onto the CPU, with errors that say what is wrong with the file."""
     path = Path(path)
     if not path.is_file():
-        raise LyricgenError(f"checkpoint {path} does not exist; pass ckpt_path=PATH to a .ckpt file from a training run")
+        raise LyricgenError(
+            f"checkpoint {path} does not exist; pass ckpt_path=PATH to a .ckpt file from a training run"
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling arbitrary bytes can fail in many ways (IndexError, KeyError, ...)
         # torch's weights-only loader wraps the real reason in advice that does not fit a random file
         reason = str(e).split("WeightsUnpickler error:")[-1].strip().splitlines() or [type(e).__name__]
         raise LyricgenError(f"{path} is not a readable PyTorch checkpoint ({reason[0][:100]})") from None
-    if not isinstance(ckpt, dict) or EXTRA_KEY not in ckpt or "hyper_parameters" not in ckpt or "state_dict" not in ckpt:
+    if (
+        not isinstance(ckpt, dict)
+        or EXTRA_KEY not in ckpt
+        or "hyper_parameters" not in ckpt
+        or "state_dict" not in ckpt
+    ):
         raise LyricgenError(f"{path} is not a lyricgen checkpoint (no vocabulary or hyperparameters in it)")
     return ckpt
 
 
 def build_net(checkpoint: dict) -> RNNLM:
     """The plain network of a checkpoint, with its weights (no Lightning needed)."""
-    hp = checkpoint["hyper_parameters"]
-    wanted = inspect.signature(RNNLM).parameters
-    net = RNNLM(**{k: v for k, v in hp.items() if k in wanted})
+    net = RNNLM(NetSettings.from_hparams(checkpoint["hyper_parameters"]))
     state = {k.removeprefix(NET_PREFIX): v for k, v in checkpoint["state_dict"].items() if k.startswith(NET_PREFIX)}
     net.load_state_dict(state)
     return net
@@ -84,6 +89,24 @@ def best_checkpoint_of(run_dir: str | Path) -> Path:
         raise LyricgenError(f"{run_dir} holds no checkpoints/*.ckpt; pick another run or train one")
     best = [p for p in in_run if p.name.startswith("best")]
     return (best or [p for p in in_run if p.name == "last.ckpt"] or in_run)[-1]
+
+
+def check_resumable(checkpoint: dict, ckpt_path: str | Path, model: Mapping, tokenizer: Mapping) -> None:
+    """Refuse to resume a checkpoint whose model (the `model` options it was trained with) or tokeniser
+    differs from this run's, listing every difference."""
+    hp = checkpoint["hyper_parameters"]
+    diffs = [f"model.{k}={hp[k]} in the checkpoint, {v} here" for k, v in model.items() if k in hp and hp[k] != v]
+    saved = {"name": "jieba", **read_extras(checkpoint)[1]}  # checkpoints before named tokenisers: jieba
+    diffs += [
+        f"tokenizer {k} {saved[k]} in the checkpoint, {tokenizer[k]} here"
+        for k in ("name", "hmm", "lowercase")
+        if k in saved and k in tokenizer and saved[k] != tokenizer[k]
+    ]
+    if diffs:
+        raise LyricgenError(
+            f"ckpt_path={ckpt_path} holds another model than this config: {'; '.join(diffs)}; resume with the "
+            "settings of the run that wrote it (its .hydra/overrides.yaml), or leave out ckpt_path to start anew"
+        )
 
 
 def find_checkpoint(runs_dir: str | Path = "outputs") -> Path:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from lyricgen.errors import LyricgenError
-
 
 # A run of characters that Hydra would read as one unquoted value, holding at least one non-ASCII one.
 _NON_ASCII_WORD = re.compile(r"""[^\s,\[\]{}:='"\\]*[^\x00-\x7f][^\s,\[\]{}:='"\\]*""")
@@ -57,3 +58,25 @@ def user_errors() -> Iterator[None]:
             raise  # a bug: keep the traceback
         print(f"error: {user}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+class _NoTips(logging.Filter):
+    """Drops Lightning's advertising ("💡 Tip: ... try installing litlogger / litmodels")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+def quiet_libraries(lightning_info: bool = True) -> None:
+    """Keep a script's output to what the user needs: Lightning's tips and a deprecation warning that
+    Lightning itself triggers in torch (LeafSpec) are dropped where they are emitted, by their message;
+    every other warning and log line stays. `lightning_info=False` also drops Lightning's info lines
+    ("GPU available: ...", for a command that only evaluates). Call it inside the Hydra main, after Hydra
+    has set up logging (which disables loggers made before it)."""
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    rank_zero.addFilter(_NoTips())
+    if not lightning_info:
+        rank_zero.setLevel(logging.WARNING)
+    warnings.filterwarnings(
+        "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
+    )

@@ -76,8 +76,13 @@ def _token_nll(generator: LyricsGenerator, ids: list[int]) -> list[float]:
     return nll.tolist()
 
 
-def critique(generator: LyricsGenerator, text: str, rule: str = "shisan", copy_n: int = 4,
-             training_lines: list[list[str]] | None = None) -> Critique:
+def critique(
+    generator: LyricsGenerator,
+    text: str,
+    rule: str = "shisan",
+    copy_n: int = 4,
+    training_lines: list[list[str]] | None = None,
+) -> Critique:
     """Score `text` (lines of lyrics) with the model of `generator`.
 
     Copies are found with the checkpoint's n-gram index (or one made from `training_lines`); when the
@@ -124,7 +129,9 @@ def format_critique(c: Critique, has_index: bool = True) -> str:
     """The critic's report: a table of lines, then the scheme, the rhyme rate and `perplexity: ...`."""
     rows = ["| # | line | chars | rhyme | ppl | copied |", "| --- | --- | --- | --- | --- | --- |"]
     for i, s in enumerate(c.lines, 1):
-        rows.append(f"| {i} | {s.text} | {s.chars} | {s.rhyme or '-'} | {s.ppl:.1f} | {copied_cell(s, c.copy_n, has_index)} |")
+        rows.append(
+            f"| {i} | {s.text} | {s.chars} | {s.rhyme or '-'} | {s.ppl:.1f} | {copied_cell(s, c.copy_n, has_index)} |"
+        )
     return "\n".join([*rows, "", *summary_lines(c, has_index)])
 
 

@@ -27,14 +27,23 @@ def training_lines(datamodule: LyricsDataModule) -> list[str]:
     return lines_of(datamodule.train_tokens + [NEWLINE])
 
 
-def measures(generator: LyricsGenerator, samples: list[list[str]], known_lines: list[str],
-             opts: DecodingOptions) -> dict[str, float]:
+def measures(
+    generator: LyricsGenerator, samples: list[list[str]], known_lines: list[str], opts: DecodingOptions
+) -> dict[str, float]:
     """Lyric and form measures of token samples, and their perplexity under the model (as the critic reads them)."""
     result = lyric_metrics(samples, known_lines)
-    result.update(form_metrics(
-        samples, generator.ngrams, generator.vocab.stoi, rhyme=opts.rhyme, rule=opts.rhyme_rule,
-        line_chars=opts.line_chars_list(), acrostic=opts.acrostic, copy_n=opts.no_copy or 4,
-    ))
+    result.update(
+        form_metrics(
+            samples,
+            generator.ngrams,
+            generator.vocab.stoi,
+            rhyme=opts.rhyme,
+            rule=opts.rhyme_rule,
+            line_chars=opts.line_chars_list(),
+            acrostic=opts.acrostic,
+            copy_n=opts.no_copy or 4,
+        )
+    )
     nll = tokens = 0.0
     for tokens_ in samples:
         text = generator.tokenizer.detokenize(tokens_)
@@ -54,8 +63,9 @@ def sample_metrics(
     return measures(generator, samples, known_lines, opts)
 
 
-def corpus_measures(generator: LyricsGenerator, datamodule: LyricsDataModule, opts: DecodingOptions,
-                    known_lines: list[str]) -> dict[str, float]:
+def corpus_measures(
+    generator: LyricsGenerator, datamodule: LyricsDataModule, opts: DecodingOptions, known_lines: list[str]
+) -> dict[str, float]:
     """The same measures for the held-out (validation) lyrics, cut into pieces of `opts.lines` lines:
     the reference that generated lyrics are read against."""
     lines = sample_lines(datamodule.val_tokens)
@@ -70,12 +80,19 @@ def cache_figures(model: LyricsLM, datamodule: LyricsDataModule, windows=(), the
     if not (windows and thetas and lambdas):
         return {}
     test_ids = datamodule.test_ids if datamodule.test_fraction > 0 else None
-    return cache_evaluation(model.net, datamodule.val_ids, test_ids, datamodule.chars_per_token, windows, thetas, lambdas)
+    return cache_evaluation(
+        model.net, datamodule.val_ids, test_ids, datamodule.chars_per_token, windows, thetas, lambdas
+    )
 
 
 def evaluate_checkpoint(
-    ckpt_path: str, datamodule: LyricsDataModule, opts: DecodingOptions, start_word: str = "", seed: int = 0,
-    accelerator: str = "auto", cache: dict | None = None,
+    ckpt_path: str,
+    datamodule: LyricsDataModule,
+    opts: DecodingOptions,
+    start_word: str = "",
+    seed: int = 0,
+    accelerator: str = "auto",
+    cache: dict | None = None,
 ) -> dict[str, float]:
     """`val/*` and `test/*` (loss, ppl, bpc) of the checkpoint on the protocol splits, the `<unk>` share of
     each, the continuous-stream and cache figures (`cache`: windows, thetas, lambdas to tune on val), the
@@ -92,15 +109,22 @@ def evaluate_checkpoint(
         )
     model = LyricsLM.load_from_checkpoint(ckpt_path, map_location="cpu")
     trainer = L.Trainer(
-        accelerator=accelerator, devices=1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False,
+        accelerator=accelerator,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
     )
     (scores,) = trainer.validate(model, datamodule=datamodule, verbose=False)
     if datamodule.test_fraction > 0:
         (test_scores,) = trainer.test(model, datamodule=datamodule, verbose=False)
         scores.update(test_scores)
-    result = {k: float(scores[k]) for k in ("val/loss", "val/ppl", "val/bpc", "test/loss", "test/ppl", "test/bpc")
-              if k in scores}
+    result = {
+        k: float(scores[k])
+        for k in ("val/loss", "val/ppl", "val/bpc", "test/loss", "test/ppl", "test/bpc")
+        if k in scores
+    }
     result.update({f"{stage}/unk share": share for stage, share in datamodule.unk_share.items()})
     result.update(cache_figures(model, datamodule, **(cache or {})))
     generator.net.to(model.device)
@@ -134,8 +158,21 @@ def test_best_checkpoint(
     return result
 
 
-HPARAM_METRICS = ("best_val_ppl", "best_val_bpc", "test_ppl", "test_bpc", "test_ppl_cache", "test_bpc_cache", "unk_share_test",
-                  "novelty", "distinct-1", "distinct-2", "repeated-line rate", "rhyme rate", "sample ppl")
+HPARAM_METRICS = (
+    "best_val_ppl",
+    "best_val_bpc",
+    "test_ppl",
+    "test_bpc",
+    "test_ppl_cache",
+    "test_bpc_cache",
+    "unk_share_test",
+    "novelty",
+    "distinct-1",
+    "distinct-2",
+    "repeated-line rate",
+    "rhyme rate",
+    "sample ppl",
+)
 
 
 def log_hparams_summary(loggers: list, params: dict, result: dict) -> None:

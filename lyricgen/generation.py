@@ -26,6 +26,7 @@ from lyricgen.decoding.form import FormDecoder, WordTables
 from lyricgen.decoding.options import DecodingOptions
 from lyricgen.decoding.sampling import decode
 from lyricgen.errors import LyricgenError
+from lyricgen.memory import check_decoding_fits
 from lyricgen.rnnlm import RNNLM
 
 
@@ -33,25 +34,38 @@ def _similar_words(word: str, vocab: Vocab, k: int = 5) -> list[str]:
     """Vocabulary words that share the most characters with `word`, frequent words first."""
     chars = set(word)
     scored = [
-        (-len(chars & set(t)), i, t) for i, t in enumerate(vocab.itos) if i and t not in (NEWLINE, SPACE) and chars & set(t)
+        (-len(chars & set(t)), i, t)
+        for i, t in enumerate(vocab.itos)
+        if i and t not in (NEWLINE, SPACE) and chars & set(t)
     ]
     return [t for _, _, t in sorted(scored)[:k]]
 
 
 def pick_device(device: str = "auto") -> torch.device:
+    """The torch device for `device` (auto, cpu, cuda, cuda:N, mps), refused when it is not on this machine."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
-    except RuntimeError:
-        raise LyricgenError(f"unknown device {device!r}; use auto, cpu or cuda") from None
+        picked = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise LyricgenError(f"device={device!r} is not a device; device takes auto, cpu, cuda or cuda:N") from None
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    here = f"{gpus} CUDA GPU{'s' if gpus != 1 else ''}" if gpus else "no CUDA GPU"
+    if picked.type == "cuda" and (not gpus or (picked.index or 0) >= gpus):
+        raise LyricgenError(f"device={device} but this machine has {here}; use device=cpu or device=auto")
+    if picked.type == "mps" and not torch.backends.mps.is_available():
+        raise LyricgenError(f"device={device} but this machine has no Apple GPU (mps); use device=cpu or device=auto")
+    if picked.type not in ("cpu", "cuda", "mps"):
+        raise LyricgenError(f"device={device} is not supported here; use device=cpu, device=cuda or device=auto")
+    return picked
 
 
 class LyricsGenerator:
     """A trained network with its vocabulary, tokeniser settings and n-gram index, ready to write lyrics."""
 
-    def __init__(self, net: RNNLM, vocab: Vocab, tokenizer_settings: dict | None = None,
-                 ngrams: NgramIndex | None = None) -> None:
+    def __init__(
+        self, net: RNNLM, vocab: Vocab, tokenizer_settings: dict | None = None, ngrams: NgramIndex | None = None
+    ) -> None:
         self.net = net
         self.vocab = vocab
         self.tokenizer_settings = tokenizer_settings or {}
@@ -60,7 +74,7 @@ class LyricsGenerator:
         self._tables: dict[str, WordTables] = {}
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> "LyricsGenerator":
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> LyricsGenerator:
         ckpt = load_checkpoint(path)
         vocab, tokenizer, ngrams = read_extras(ckpt)
         return cls(build_net(ckpt).to(device).eval(), vocab, tokenizer, ngrams)
@@ -115,9 +129,12 @@ class LyricsGenerator:
         if opts.form:
             self.check_form(opts)
         prompt = self.encode_prompt(start_word)
+        device = next(self.net.parameters()).device
+        budget = None if opts.form else (opts.length if opts.length is not None else opts.max_length)
+        check_decoding_fits(self.net.settings, opts.num_samples, budget, opts.best_of if opts.form else 1, device)
         generator = None
         if seed is not None:
-            generator = torch.Generator(device=next(self.net.parameters()).device).manual_seed(seed)
+            generator = torch.Generator(device=device).manual_seed(seed)
         if opts.form:
             decoder = FormDecoder(self.net, self.vocab, self.word_tables(opts.rhyme_rule), opts, self.ngrams, generator)
             samples = decoder.decode(prompt)
@@ -125,8 +142,13 @@ class LyricsGenerator:
             stoi = self.vocab.stoi
             exempt = tuple(stoi[t] for t in (NEWLINE, SPACE) if t in stoi)
             samples = decode(
-                self.net, prompt, opts, newline_id=stoi.get(NEWLINE, 0), unk_id=self.vocab.unk_id,
-                no_penalty_ids=exempt, generator=generator,
+                self.net,
+                prompt,
+                opts,
+                newline_id=stoi.get(NEWLINE, 0),
+                unk_id=self.vocab.unk_id,
+                no_penalty_ids=exempt,
+                generator=generator,
             )
         prompt_tokens = self.vocab.decode(prompt)
         return [prompt_tokens + self.vocab.decode(ids) for ids in samples]

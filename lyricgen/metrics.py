@@ -102,15 +102,21 @@ def scheme_accuracy(samples: list[list[str]], scheme: str, rule: str = "shisan")
 
 def line_length_accuracy(samples: list[list[str]], line_chars: list[int]) -> float:
     """Share of lines with exactly the asked number of characters (cycled over the lines)."""
-    checks = [count_chars("".join(line)) == line_chars[i % len(line_chars)]
-              for tokens in samples for i, line in enumerate(sample_lines(tokens))]
+    checks = [
+        count_chars("".join(line)) == line_chars[i % len(line_chars)]
+        for tokens in samples
+        for i, line in enumerate(sample_lines(tokens))
+    ]
     return sum(checks) / len(checks) if checks else float("nan")
 
 
 def acrostic_accuracy(samples: list[list[str]], acrostic: str) -> float:
     """Share of the acrostic's lines that begin with their character."""
-    checks = [next((ch for ch in "".join(line) if ch.isalnum()), "") == acrostic[i]
-              for tokens in samples for i, line in enumerate(sample_lines(tokens)[: len(acrostic)])]
+    checks = [
+        next((ch for ch in "".join(line) if ch.isalnum()), "") == acrostic[i]
+        for tokens in samples
+        for i, line in enumerate(sample_lines(tokens)[: len(acrostic)])
+    ]
     return sum(checks) / len(checks) if checks else float("nan")
 
 
@@ -124,9 +130,17 @@ def copy_stats(samples: list[list[str]], ngrams: NgramIndex, stoi: dict[str, int
     return sum(r >= n for r in longest) / len(lines), max(longest)
 
 
-def form_metrics(samples: list[list[str]], ngrams: NgramIndex | None = None, stoi: dict[str, int] | None = None, *, rhyme: str | None = None,
-                 rule: str = "shisan", line_chars: list[int] | None = None, acrostic: str | None = None,
-                 copy_n: int = 4) -> dict[str, float]:
+def form_metrics(
+    samples: list[list[str]],
+    ngrams: NgramIndex | None = None,
+    stoi: dict[str, int] | None = None,
+    *,
+    rhyme: str | None = None,
+    rule: str = "shisan",
+    line_chars: list[int] | None = None,
+    acrostic: str | None = None,
+    copy_n: int = 4,
+) -> dict[str, float]:
     """Rhyme rate always; scheme, line-length and acrostic accuracy when asked; copy rate with an index."""
     out = {"rhyme rate": rhyme_rate(samples, rule)}
     if rhyme:

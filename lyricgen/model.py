@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass, fields
 
 import lightning as L
 import torch
@@ -14,58 +15,61 @@ from lyricgen.data.datasets import IGNORE_INDEX
 from lyricgen.data.ngrams import NgramIndex
 from lyricgen.data.vocab import Vocab
 from lyricgen.errors import LyricgenError
-from lyricgen.rnnlm import RNNLM, Hidden, detach_hidden
+from lyricgen.rnnlm import RNNLM, Hidden, NetSettings, detach_hidden
+from lyricgen.schema import check, option
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 SCHEDULERS = ("none", "cosine", "plateau")
 
 
+@dataclass(frozen=True)
+class OptimSettings:
+    """How the network is trained (the `model` group's options that are not `NetSettings`)."""
+
+    optimizer: str = option("adamw", choices=tuple(OPTIMIZERS))
+    lr: float = option(2e-3, gt=0)
+    weight_decay: float = option(0.0, ge=0)
+    scheduler: str = option("none", choices=SCHEDULERS)
+    ar: float = option(0.0, ge=0, note="activation regularisation; 0: off")
+    tar: float = option(0.0, ge=0, note="temporal activation regularisation; 0: off")
+    stateful: bool = option(False, note="set by data.stateful")
+
+    def check(self) -> OptimSettings:
+        check(asdict(self), OptimSettings, "model.")
+        return self
+
+
+NET_FIELDS = frozenset(f.name for f in fields(NetSettings))
+OPTIM_FIELDS = frozenset(f.name for f in fields(OptimSettings))
+
+
 class LyricsLM(L.LightningModule):
     """Word-level lyrics model. Hyperparameters are plain scalars, so a checkpoint alone rebuilds it.
 
+    `hparams` are the fields of `NetSettings` (`vocab_size`, `cell`, `emb_dim`, ...; the network) and of
+    `OptimSettings` (`optimizer`, `lr`, ...; its training), each saved as a scalar hyperparameter.
     `vocab`, `tokenizer` (the tokeniser settings) and `ngrams` (the training split's n-gram index, for
     `no_copy`) are not hyperparameters: they travel in the checkpoint (see `lyricgen.checkpoint`).
     """
 
     def __init__(
         self,
-        vocab_size: int,
-        cell: str = "rnn",
-        emb_dim: int = 128,
-        hidden_size: int = 256,
-        num_layers: int = 1,
-        dropout: float = 0.0,
-        emb_dropout: float = 0.0,
-        tie_weights: bool = False,
-        nonlinearity: str = "tanh",
-        locked_dropout: bool = False,
-        word_dropout: float = 0.0,
-        weight_drop: float = 0.0,
-        ar: float = 0.0,
-        tar: float = 0.0,
-        optimizer: str = "adamw",
-        lr: float = 2e-3,
-        weight_decay: float = 0.0,
-        scheduler: str = "none",
-        stateful: bool = False,
         vocab: Vocab | None = None,
         tokenizer: dict | None = None,
         ngrams: NgramIndex | None = None,
+        **hparams,
     ) -> None:
         super().__init__()
-        if optimizer not in OPTIMIZERS:
-            raise LyricgenError(f"model.optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
-        if scheduler not in SCHEDULERS:
-            raise LyricgenError(f"model.scheduler must be one of {list(SCHEDULERS)}, got {scheduler!r}")
-        if ar < 0 or tar < 0:
-            raise LyricgenError(f"model.ar and model.tar must be >= 0, got {ar} and {tar}")
-        if lr <= 0 or weight_decay < 0:
-            raise LyricgenError(f"model.lr must be > 0 and model.weight_decay >= 0, got {lr} and {weight_decay}")
-        self.save_hyperparameters(ignore=["vocab", "tokenizer", "ngrams"])
-        self.net = RNNLM(
-            vocab_size, cell, emb_dim, hidden_size, num_layers, dropout, emb_dropout, tie_weights, nonlinearity,
-            locked_dropout, word_dropout, weight_drop,
-        )
+        unknown = sorted(set(hparams) - NET_FIELDS - OPTIM_FIELDS)
+        if unknown:
+            raise LyricgenError(
+                f"unknown model option(s) {', '.join(unknown)}; "
+                f"the options are {', '.join(sorted(NET_FIELDS | OPTIM_FIELDS))}"
+            )
+        net = NetSettings.from_hparams(hparams)
+        self.optim = OptimSettings(**{k: v for k, v in hparams.items() if k in OPTIM_FIELDS}).check()
+        self.save_hyperparameters({**asdict(net), **asdict(self.optim)})  # plain scalars, defaults included
+        self.net = RNNLM(net)
         self.vocab = vocab
         self.tokenizer_settings = dict(tokenizer or {})  # a plain dict: checkpoints load with weights_only
         self.ngrams = ngrams

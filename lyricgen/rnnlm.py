@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+
 import torch
 from torch import nn
 from torch.func import functional_call
 
 from lyricgen.errors import LyricgenError
+from lyricgen.schema import check, option
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
@@ -28,6 +32,47 @@ def word_dropout(weight: torch.Tensor, p: float, training: bool) -> torch.Tensor
     return weight * mask
 
 
+@dataclass(frozen=True)
+class NetSettings:
+    """The network's constructor arguments, the one list of them: `RNNLM` takes one of these, `LyricsLM`
+    saves its fields as plain scalar hyperparameters, and a checkpoint's hyperparameters give it back
+    (`from_hparams`). Each field's range is checked by `check` (see `lyricgen.schema`); the config
+    group `model` sets them as `model.<field>`."""
+
+    vocab_size: int = option(ge=2, note="from the data")
+    cell: str = option("rnn", choices=tuple(CELLS))
+    emb_dim: int = option(128, ge=1)
+    hidden_size: int = option(256, ge=1)
+    num_layers: int = option(1, ge=1)
+    dropout: float = option(0.0, ge=0, lt=1)
+    emb_dropout: float = option(0.0, ge=0, lt=1)
+    tie_weights: bool = option(False, note="needs emb_dim == hidden_size")
+    nonlinearity: str = option("tanh", choices=("tanh", "relu"))
+    locked_dropout: bool = option(False)
+    word_dropout: float = option(0.0, ge=0, lt=1)
+    weight_drop: float = option(0.0, ge=0, lt=1)
+
+    @classmethod
+    def from_hparams(cls, hparams: Mapping) -> NetSettings:
+        """The settings among a module's or a checkpoint's hyperparameters (others are ignored; a field
+        missing from an older checkpoint takes its default)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in hparams.items() if k in names})
+
+    def as_hparams(self) -> dict:
+        return asdict(self)
+
+    def check(self) -> NetSettings:
+        """Refuse, with the fix, a value of the wrong type or out of range, and weights that cannot be tied."""
+        check(asdict(self), NetSettings, "model.")
+        if self.tie_weights and self.emb_dim != self.hidden_size:
+            raise LyricgenError(
+                "model.tie_weights needs model.emb_dim == model.hidden_size, "
+                f"got {self.emb_dim} and {self.hidden_size}; set both to one size or model.tie_weights=false"
+            )
+        return self
+
+
 class RNNLM(nn.Module):
     """Word-level language model; one class for every cell, as in PyTorch's word_language_model.
 
@@ -43,55 +88,35 @@ class RNNLM(nn.Module):
     with `torch.func.functional_call`, so the module's own parameters are never overwritten.
     """
 
-    def __init__(
-        self,
-        vocab_size: int,
-        cell: str = "rnn",
-        emb_dim: int = 128,
-        hidden_size: int = 256,
-        num_layers: int = 1,
-        dropout: float = 0.0,
-        emb_dropout: float = 0.0,
-        tie_weights: bool = False,
-        nonlinearity: str = "tanh",
-        locked_dropout: bool = False,
-        word_dropout: float = 0.0,
-        weight_drop: float = 0.0,
-    ) -> None:
+    def __init__(self, settings: NetSettings) -> None:
         super().__init__()
-        if cell not in CELLS:
-            raise LyricgenError(f"model.cell must be one of {sorted(CELLS)}, got {cell!r}")
-        if tie_weights and emb_dim != hidden_size:
-            raise LyricgenError(
-                f"model.tie_weights needs model.emb_dim == model.hidden_size, got {emb_dim} and {hidden_size}"
-            )
-        for name, p in (("dropout", dropout), ("emb_dropout", emb_dropout), ("word_dropout", word_dropout),
-                        ("weight_drop", weight_drop)):
-            if not 0 <= p < 1:
-                raise LyricgenError(f"model.{name} must be in [0, 1), got {p}")
-        if min(vocab_size, emb_dim, hidden_size, num_layers) < 1:
-            raise LyricgenError("model sizes (emb_dim, hidden_size, num_layers) must be at least 1")
-        self.cell, self.num_layers, self.hidden_size = cell, num_layers, hidden_size
-        self.dropout, self.emb_dropout = dropout, emb_dropout
-        self.locked, self.word_dropout, self.weight_drop = locked_dropout, word_dropout, weight_drop
-        self.embedding = nn.Embedding(vocab_size, emb_dim)
-        extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
-        if locked_dropout and num_layers > 1:
+        s = self.settings = settings.check()
+        self.cell, self.num_layers, self.hidden_size = s.cell, s.num_layers, s.hidden_size
+        self.dropout, self.emb_dropout = s.dropout, s.emb_dropout
+        self.locked, self.word_dropout, self.weight_drop = s.locked_dropout, s.word_dropout, s.weight_drop
+        self.embedding = nn.Embedding(s.vocab_size, s.emb_dim)
+        extra = {"nonlinearity": s.nonlinearity} if s.cell == "rnn" else {}
+        if s.locked_dropout and s.num_layers > 1:
             # One module per layer, so that a locked mask can sit between layers.
-            sizes = [emb_dim] + [hidden_size] * num_layers
+            sizes = [s.emb_dim] + [s.hidden_size] * s.num_layers
             self.rnn: nn.Module = nn.ModuleList(
-                CELLS[cell](sizes[i], hidden_size, 1, batch_first=True, **extra) for i in range(num_layers)
+                CELLS[s.cell](sizes[i], s.hidden_size, 1, batch_first=True, **extra) for i in range(s.num_layers)
             )
         else:  # one fused module (the state_dict layout of every earlier checkpoint)
-            self.rnn = CELLS[cell](
-                emb_dim, hidden_size, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0, **extra
+            self.rnn = CELLS[s.cell](
+                s.emb_dim,
+                s.hidden_size,
+                s.num_layers,
+                batch_first=True,
+                dropout=s.dropout if s.num_layers > 1 else 0.0,
+                **extra,
             )
-        self.head = nn.Linear(hidden_size, vocab_size)
+        self.head = nn.Linear(s.hidden_size, s.vocab_size)
         # Small uniform embeddings and a zero output bias (word_language_model's init_weights); with tied
         # weights the shared matrix starts small, so the first logits are near uniform and training is stable.
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
         nn.init.zeros_(self.head.bias)
-        if tie_weights:
+        if s.tie_weights:
             self.head.weight = self.embedding.weight
         else:
             nn.init.uniform_(self.head.weight, -0.1, 0.1)

@@ -32,6 +32,8 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from torch import nn
 
+from lyricgen.cli import user_errors
+from lyricgen.config import check_config
 from lyricgen.data.datamodule import LyricsDataModule
 from lyricgen.decoding import DecodingOptions
 from lyricgen.generation import LyricsGenerator
@@ -64,7 +66,8 @@ def time_plain(cfg, vocab_size: int, data: list, warmup: int) -> float:
     m = cfg.model
     net = PlainRNNLM(vocab_size, m.emb_dim, m.hidden_size, m.num_layers, m.cell, m.dropout, m.emb_dropout)
     opt = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[m.optimizer](
-        net.parameters(), lr=m.lr, weight_decay=m.weight_decay)
+        net.parameters(), lr=m.lr, weight_decay=m.weight_decay
+    )
     clip = cfg.trainer.get("gradient_clip_val")
     net.train()
     for i, (x, y) in enumerate(data):
@@ -97,10 +100,18 @@ def time_lightning(cfg, datamodule: LyricsDataModule, data: list, warmup: int, l
     model = instantiate(cfg.model, vocab_size=len(datamodule.vocab), vocab=datamodule.vocab)
     timer = StepTimer(warmup)
     trainer = L.Trainer(
-        accelerator="cpu", devices=1, max_steps=len(data), enable_checkpointing=False,
-        logger=L.pytorch.loggers.TensorBoardLogger(log_dir), log_every_n_steps=cfg.trainer.log_every_n_steps,
-        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
-        gradient_clip_val=cfg.trainer.get("gradient_clip_val"), callbacks=[timer],
+        accelerator="cpu",
+        devices=1,
+        max_steps=len(data),
+        enable_checkpointing=False,
+        logger=L.pytorch.loggers.TensorBoardLogger(log_dir),
+        log_every_n_steps=cfg.trainer.log_every_n_steps,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        gradient_clip_val=cfg.trainer.get("gradient_clip_val"),
+        callbacks=[timer],
     )
     loader = torch.utils.data.DataLoader(data, batch_size=None)  # the same batches, in the same order
     trainer.fit(model, train_dataloaders=loader)
@@ -111,8 +122,10 @@ def flops_per_token(cfg, vocab_size: int) -> float:
     """Training FLOPs per token: 3x the forward matmuls (input, recurrent, output projections)."""
     m = cfg.model
     gates = {"rnn": 1, "gru": 3, "lstm": 4}[m.cell]
-    rnn = sum(2 * gates * ((m.emb_dim if i == 0 else m.hidden_size) + m.hidden_size) * m.hidden_size
-              for i in range(m.num_layers))
+    rnn = sum(
+        2 * gates * ((m.emb_dim if i == 0 else m.hidden_size) + m.hidden_size) * m.hidden_size
+        for i in range(m.num_layers)
+    )
     return 3 * (rnn + 2 * m.hidden_size * vocab_size)
 
 
@@ -148,15 +161,24 @@ def page_latency(ckpt: str, free: DecodingOptions, form: DecodingOptions, repeat
     rows = []
     try:
         for label, opts in (("8 free lines", free), ("8 lines rhyme=AABB line_chars=7", form)):
-            asked = dict(start_word="", lines=8, temperature=opts.temperature, top_p=opts.top_p,
-                         rhyme=opts.rhyme or "", line_chars=str(opts.line_chars or ""))
+            asked = dict(
+                start_word="",
+                lines=8,
+                temperature=opts.temperature,
+                top_p=opts.top_p,
+                rhyme=opts.rhyme or "",
+                line_chars=str(opts.line_chars or ""),
+            )
             calls = {  # the same lyrics four ways: the same options and seeds
-                "decoding": lambda r: gen.generate("", seed=r, opts=opts),
-                "page function (decoding, annotation, measures)": lambda r: page.generate(**asked, seed=r),
-                "request through gradio_client": lambda r: client.predict(**asked, seed=str(r), api_name="/generate"),
+                "decoding": lambda r, opts=opts: gen.generate("", seed=r, opts=opts),
+                "page function (decoding, annotation, measures)": lambda r, asked=asked: page.generate(**asked, seed=r),
+                "request through gradio_client": lambda r, asked=asked: client.predict(
+                    **asked, seed=str(r), api_name="/generate"
+                ),
                 # the same request without gradio_client, which polls for its answer every 50 ms
-                "request over HTTP (gradio_api/call/generate, httpx)": lambda r: http_call(
-                    http, url, "generate", [{**page_defaults, **asked, "seed": str(r)}[k] for k in page_defaults]),
+                "request over HTTP (gradio_api/call/generate, httpx)": lambda r, asked=asked: http_call(
+                    http, url, "generate", [{**page_defaults, **asked, "seed": str(r)}[k] for k in page_defaults]
+                ),
             }
             spans = {name: [] for name in calls}
             for r in range(repeats + 1):  # the first round warms up
@@ -166,12 +188,22 @@ def page_latency(ckpt: str, free: DecodingOptions, form: DecodingOptions, repeat
                     if r:
                         spans[name].append(1000 * (time.perf_counter() - begin))
             for name, ms in spans.items():
-                rows.append((f"web page, {label}: {name} (best / median of {repeats})",
-                             f"{min(ms):.1f} / {statistics.median(ms):.1f} ms"))
+                rows.append(
+                    (
+                        f"web page, {label}: {name} (best / median of {repeats})",
+                        f"{min(ms):.1f} / {statistics.median(ms):.1f} ms",
+                    )
+                )
             decoding = statistics.median(spans["decoding"])
-            client_over, http_over = (statistics.median(ms) - decoding for name, ms in spans.items() if name.startswith("request"))
-            rows.append((f"web page, {label}: request minus decoding (medians; gradio_client, HTTP)",
-                         f"{client_over:.1f} ms, {http_over:.1f} ms"))
+            client_over, http_over = (
+                statistics.median(ms) - decoding for name, ms in spans.items() if name.startswith("request")
+            )
+            rows.append(
+                (
+                    f"web page, {label}: request minus decoding (medians; gradio_client, HTTP)",
+                    f"{client_over:.1f} ms, {http_over:.1f} ms",
+                )
+            )
     finally:
         http.close()
         demo.close()
@@ -195,8 +227,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="alternating timings of each loop")
     parser.add_argument("--gen-tokens", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--ckpt", default=None,
-                        help="measure generation with this trained checkpoint (default: the model trained here)")
+    parser.add_argument(
+        "--ckpt", default=None, help="measure generation with this trained checkpoint (default: the model trained here)"
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/train.yaml (after --)")
     args = parser.parse_args()
     logging.getLogger("lightning").setLevel(logging.ERROR)
@@ -205,6 +238,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[*args.overrides, "paths.output_dir=."])
+    with user_errors():  # the overrides are checked as train.py checks them
+        check_config(cfg, "train")
     L.seed_everything(cfg.seed, verbose=False)
     rows = []
 
@@ -215,11 +250,15 @@ def main() -> None:
             start = time.perf_counter()
             dm.prepare_data()
             dm.setup("fit")
-            rows.append((f"data set-up, {label} ({'jieba runs' if label == 'cold' else 'cache hit'})",
-                         f"{time.perf_counter() - start:.2f} s"))
+            rows.append(
+                (
+                    f"data set-up, {label} ({'jieba runs' if label == 'cold' else 'cache hit'})",
+                    f"{time.perf_counter() - start:.2f} s",
+                )
+            )
 
     data = batches(dm, args.warmup + args.steps)
-    tokens = sum(int((y != -100).sum()) for _, y in data[args.warmup:])
+    tokens = sum(int((y != -100).sum()) for _, y in data[args.warmup :])
     # Alternate the two loops and keep each one's best round (as timeit does): on a shared VM the
     # speed drifts by +-10% from round to round, more than the difference being measured.
     plain_tps, light_tps = [], []
@@ -232,7 +271,10 @@ def main() -> None:
     plain_tps, light_tps = max(plain_tps), max(light_tps)
     rows += [
         (f"training, plain PyTorch loop (best of {args.rounds})", f"{plain_tps:,.0f} tokens/s"),
-        (f"training, Lightning: lyricgen module + TensorBoard logging (best of {args.rounds})", f"{light_tps:,.0f} tokens/s"),
+        (
+            f"training, Lightning: lyricgen module + TensorBoard logging (best of {args.rounds})",
+            f"{light_tps:,.0f} tokens/s",
+        ),
         ("training tokens/s, all rounds (plain, Lightning)", spread),
         ("ratio Lightning / plain", f"{light_tps / plain_tps:.3f}"),
     ]
@@ -247,12 +289,16 @@ def main() -> None:
     # real model's, but its lines are not yet a real model's: form timings want --ckpt).
     gen = LyricsGenerator.from_checkpoint(args.ckpt) if args.ckpt else LyricsGenerator(model.net.eval(), dm.vocab)
     gen.generate("星星", seed=0, opts=DecodingOptions(length=50))  # warm-up
-    for label, opts in [("generate.py defaults: sample, temperature 1, top_p 0.95", DecodingOptions(top_p=0.95)),
-                        ("greedy", DecodingOptions(strategy="greedy"))]:
+    for label, opts in [
+        ("generate.py defaults: sample, temperature 1, top_p 0.95", DecodingOptions(top_p=0.95)),
+        ("greedy", DecodingOptions(strategy="greedy")),
+    ]:
         opts.length = args.gen_tokens
         start = time.perf_counter()
         gen.generate("星星", seed=0, opts=opts)
-        rows.append((f"generation, 1 sample, {label}", f"{args.gen_tokens / (time.perf_counter() - start):,.0f} tokens/s"))
+        rows.append(
+            (f"generation, 1 sample, {label}", f"{args.gen_tokens / (time.perf_counter() - start):,.0f} tokens/s")
+        )
 
     # Form decoding: 8 lines with rhyme=AABB line_chars=7 against 8 free lines, same settings (best of rounds).
     # Only with a trained checkpoint: a model of a few dozen steps rarely ends a line.
@@ -270,8 +316,10 @@ def main() -> None:
             times[label] = min(spans)
         rows += [
             ("generation, 8 free lines (best of rounds)", f"{1000 * times['free']:.1f} ms"),
-            (f"generation, 8 lines rhyme=AABB line_chars=7, best_of {form.best_of} (best of rounds)",
-             f"{1000 * times['form']:.1f} ms"),
+            (
+                f"generation, 8 lines rhyme=AABB line_chars=7, best_of {form.best_of} (best of rounds)",
+                f"{1000 * times['form']:.1f} ms",
+            ),
             ("ratio form / free", f"{times['form'] / times['free']:.2f}"),
         ]
         rows += page_latency(args.ckpt, free, form, args.rounds * 4)
@@ -279,10 +327,15 @@ def main() -> None:
         rows.append(("generation with form", "not measured: give --ckpt PATH of a trained model"))
 
     m = cfg.model
-    print(f"lyricgen benchmark, {datetime.date.today()}, {platform.machine()}, {torch.get_num_threads()} torch threads, "
-          f"torch {torch.__version__}, lightning {L.__version__}")
-    print(f"model: {m.cell}, emb {m.emb_dim}, hidden {m.hidden_size}, layers {m.num_layers}, vocab {len(dm.vocab)}; "
-          f"batch {cfg.data.batch_size} x seq_len {cfg.data.seq_len}; {args.steps} timed steps after {args.warmup} warm-up")
+    print(
+        f"lyricgen benchmark, {datetime.date.today()}, {platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}, lightning {L.__version__}"
+    )
+    print(
+        f"model: {m.cell}, emb {m.emb_dim}, hidden {m.hidden_size}, layers {m.num_layers}, vocab {len(dm.vocab)}; "
+        f"batch {cfg.data.batch_size} x seq_len {cfg.data.seq_len}; "
+        f"{args.steps} timed steps after {args.warmup} warm-up"
+    )
     print(f"generation with {args.ckpt or 'the model trained above'}\n")
     print("| measure | value |\n| --- | --- |")
     for name, value in rows:

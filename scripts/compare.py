@@ -1,4 +1,5 @@
-"""Train rnn, gru and lstm with one recipe and print the comparison table (model x val/ppl x test/ppl x cache x time x size).
+"""Train rnn, gru and lstm with one recipe and print the comparison table
+(model x val/ppl x test/ppl x cache x time x size).
 
     python scripts/compare.py                       # the default recipe, table on stdout
     python scripts/compare.py --readme              # ... and write it into README.md
@@ -28,7 +29,8 @@ START, END = "<!-- comparison:start -->", "<!-- comparison:end -->"
 
 def table(results: list[dict], overrides: list[str]) -> str:
     rows = [
-        "| model | best val/ppl | test/ppl | test/bpc | test/ppl with cache | wall time (s) | parameters | novelty | distinct-2 | repeated-line rate |",
+        "| model | best val/ppl | test/ppl | test/bpc | test/ppl with cache | wall time (s) | parameters "
+        "| novelty | distinct-2 | repeated-line rate |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
@@ -71,21 +73,34 @@ def main() -> None:
     parser.add_argument("--models", default="rnn,gru,lstm")
     parser.add_argument("--sweep-dir", default=None, help="where the runs go (default multirun/compare-<time>)")
     parser.add_argument("--readme", action="store_true", help="write the table into README.md")
-    parser.add_argument("--seeds", nargs="+", type=Path, metavar="SWEEP_DIR",
-                        help="print mean ± sd of finished sweeps instead of training")
+    parser.add_argument(
+        "--seeds",
+        nargs="+",
+        type=Path,
+        metavar="SWEEP_DIR",
+        help="print mean ± sd of finished sweeps instead of training",
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run (after --)")
     args = parser.parse_args()
     if args.seeds:
         print(seed_table(args.seeds))
         return
     sweep = Path(args.sweep_dir or ROOT / "multirun" / f"compare-{datetime.datetime.now():%Y%m%d-%H%M%S}")
-    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "-m", f"model={args.models}",
-           f"hydra.sweep.dir={sweep}", *args.overrides]
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "train.py"),
+        "-m",
+        f"model={args.models}",
+        f"hydra.sweep.dir={sweep}",
+        *args.overrides,
+    ]
     done = subprocess.run(cmd, cwd=ROOT)
     if done.returncode != 0:
         sys.exit(f"error: training failed (exit {done.returncode}); see the output above")
     order = args.models.split(",")
-    results = sorted((json.loads(p.read_text()) for p in sweep.glob("*/results.json")), key=lambda r: order.index(r["model"]))
+    results = sorted(
+        (json.loads(p.read_text()) for p in sweep.glob("*/results.json")), key=lambda r: order.index(r["model"])
+    )
     text = table(results, args.overrides)
     print(text)
     if args.readme:

@@ -11,18 +11,19 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from lyricgen.cli import quote_non_ascii, user_errors
+from lyricgen.cli import quiet_libraries, quote_non_ascii, user_errors
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="critic")
 def main(cfg: DictConfig) -> None:
+    quiet_libraries()
     with user_errors():
         from lyricgen.checkpoint import find_checkpoint
+        from lyricgen.config import check_config
         from lyricgen.critic import critique, format_critique, read_lyrics, training_lines_of_run
-        from lyricgen.decoding.rhyme import check_rule
         from lyricgen.generation import LyricsGenerator, pick_device
 
-        check_rule(cfg.rhyme_rule)
+        check_config(cfg, "critic")
         text = read_lyrics(cfg.path)
         ckpt_path = Path(cfg.ckpt_path or find_checkpoint(cfg.runs_dir))
         print(f"checkpoint: {ckpt_path}", file=sys.stderr)

@@ -13,23 +13,34 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from lyricgen.cli import quote_non_ascii, user_errors
+from lyricgen.cli import quiet_libraries, quote_non_ascii, user_errors
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
+    quiet_libraries(lightning_info=False)
     with user_errors():
         from lyricgen.checkpoint import find_checkpoint, run_dir_of
+        from lyricgen.config import check_config
         from lyricgen.decoding import DecodingOptions
         from lyricgen.evaluation import CORPUS, evaluate_checkpoint
 
-        opts = DecodingOptions.from_mapping(cfg).check()
+        check_config(cfg, "evaluate")
+        opts = DecodingOptions.from_mapping(cfg)
         ckpt_path = Path(cfg.ckpt_path or find_checkpoint(cfg.runs_dir))
         run_config = run_dir_of(ckpt_path) / ".hydra" / "config.yaml"
         data_cfg = OmegaConf.load(run_config) if run_config.is_file() else cfg
-        print(f"checkpoint: {ckpt_path}\ndata settings: {run_config if run_config.is_file() else 'conf/data'}", file=sys.stderr)
+        print(
+            f"checkpoint: {ckpt_path}\ndata settings: {run_config if run_config.is_file() else 'conf/data'}",
+            file=sys.stderr,
+        )
         result = evaluate_checkpoint(
-            str(ckpt_path), instantiate(data_cfg.data), opts, str(cfg.start_word or ""), cfg.seed, cfg.accelerator,
+            str(ckpt_path),
+            instantiate(data_cfg.data),
+            opts,
+            str(cfg.start_word or ""),
+            cfg.seed,
+            cfg.accelerator,
             OmegaConf.to_container(cfg.cache) if cfg.get("cache") else None,
         )
         print("| metric | samples | held-out corpus |\n| --- | --- | --- |")
@@ -37,11 +48,21 @@ def main(cfg: DictConfig) -> None:
             if not name.startswith(f"{CORPUS}/"):
                 ref = result.get(f"{CORPUS}/{name}")
                 print(f"| {name} | {value:.3f} | {'' if ref is None else f'{ref:.3f}'} |")
-        form = ", ".join(f"{k} {v}" for k, v in [("rhyme", opts.rhyme), ("line_chars", opts.line_chars),
-                                                  ("acrostic", opts.acrostic), ("no_copy", opts.no_copy)] if v)
-        print(f"\n({cfg.num_samples} samples of {opts.form_lines() if opts.form else cfg.lines} lines, {cfg.strategy}, "
-              f"temperature {cfg.temperature}, top_p {cfg.top_p}, top_k {cfg.top_k}{'; ' + form if form else ''}; "
-              f"the corpus in pieces of as many lines; checkpoint {ckpt_path})")
+        form = ", ".join(
+            f"{k} {v}"
+            for k, v in [
+                ("rhyme", opts.rhyme),
+                ("line_chars", opts.line_chars),
+                ("acrostic", opts.acrostic),
+                ("no_copy", opts.no_copy),
+            ]
+            if v
+        )
+        print(
+            f"\n({cfg.num_samples} samples of {opts.form_lines() if opts.form else cfg.lines} lines, {cfg.strategy}, "
+            f"temperature {cfg.temperature}, top_p {cfg.top_p}, top_k {cfg.top_k}{'; ' + form if form else ''}; "
+            f"the corpus in pieces of as many lines; checkpoint {ckpt_path})"
+        )
 
 
 if __name__ == "__main__":

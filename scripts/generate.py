@@ -12,18 +12,21 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from lyricgen.cli import quote_non_ascii, user_errors
+from lyricgen.cli import quiet_libraries, quote_non_ascii, user_errors
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="generate")
 def main(cfg: DictConfig) -> None:
+    quiet_libraries()
     with user_errors():
         # Imported here so that Hydra's --help and config errors do not wait for torch.
         from lyricgen.checkpoint import find_checkpoint
+        from lyricgen.config import check_config
         from lyricgen.decoding import DecodingOptions
         from lyricgen.generation import LyricsGenerator, pick_device
 
-        opts = DecodingOptions.from_mapping(cfg).check()  # bad values are refused before any model is loaded
+        check_config(cfg, "generate")  # bad values are refused before any model is loaded
+        opts = DecodingOptions.from_mapping(cfg)
         ckpt_path = cfg.ckpt_path or find_checkpoint(cfg.runs_dir)
         print(f"checkpoint: {ckpt_path}", file=sys.stderr)
         generator = LyricsGenerator.from_checkpoint(ckpt_path, device=pick_device(cfg.device))

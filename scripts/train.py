@@ -13,10 +13,13 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from lyricgen.cli import quote_non_ascii, user_errors
-from lyricgen.checkpoint import load_checkpoint, read_extras
+from lyricgen.checkpoint import check_resumable, load_checkpoint, read_extras
+from lyricgen.cli import quiet_libraries, quote_non_ascii, user_errors
+from lyricgen.config import check_config, plain, training_device
 from lyricgen.data.ngrams import NgramIndex
 from lyricgen.evaluation import log_hparams_summary, test_best_checkpoint
+from lyricgen.memory import check_training_fits
+from lyricgen.rnnlm import NetSettings
 
 log = logging.getLogger("lyricgen.train")
 
@@ -24,17 +27,24 @@ log = logging.getLogger("lyricgen.train")
 def train(cfg: DictConfig) -> dict:
     """Build data, model and trainer from the config, fit, and report the best checkpoint."""
     start = time.perf_counter()
+    check_config(cfg, "train")  # types, ranges, required options, accelerators: refused before any work
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
-    if cfg.get("ckpt_path"):  # resuming: the vocabulary comes from the checkpoint (and must fit the data)
-        datamodule.vocab = read_extras(load_checkpoint(cfg.ckpt_path))[0]
+    model_options = {k: v for k, v in plain(cfg.model).items() if k != "_target_"}
+    if cfg.get("ckpt_path"):  # resuming: the same model, and the vocabulary from the checkpoint (it must fit the data)
+        checkpoint = load_checkpoint(cfg.ckpt_path)
+        check_resumable(checkpoint, cfg.ckpt_path, model_options, datamodule.tokenizer.settings)
+        datamodule.vocab = read_extras(checkpoint)[0]
     datamodule.prepare_data()
     datamodule.setup("fit")  # the vocabulary size is needed to build the model
     vocab = datamodule.vocab
+    net = NetSettings.from_hparams({**model_options, "vocab_size": len(vocab)})
+    check_training_fits(net, datamodule.batch_size, datamodule.seq_len, training_device(cfg.trainer.accelerator))
     ngrams = NgramIndex.from_tokens(datamodule.train_tokens, vocab.stoi, cfg.get("no_copy_max_n", 8))  # for no_copy
-    model = instantiate(cfg.model, vocab_size=len(vocab), vocab=vocab, tokenizer=datamodule.tokenizer.settings,
-                        ngrams=ngrams)
+    model = instantiate(
+        cfg.model, vocab_size=len(vocab), vocab=vocab, tokenizer=datamodule.tokenizer.settings, ngrams=ngrams
+    )
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]  # callbacks.NAME=null: off
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -44,8 +54,11 @@ def train(cfg: DictConfig) -> dict:
     cache = OmegaConf.to_container(cfg.cache) if cfg.get("cache") else None
     tested = test_best_checkpoint(trainer, model, datamodule, cache)  # protocol v2: test once, best-by-val weights
     result = {
-        "model": model.hparams.cell, "params": sum(p.numel() for p in model.parameters()),
-        "epochs": trainer.current_epoch, "global_step": trainer.global_step, "wall_s": round(time.perf_counter() - start, 1),
+        "model": model.hparams.cell,
+        "params": sum(p.numel() for p in model.parameters()),
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "wall_s": round(time.perf_counter() - start, 1),
     }
     ckpt = trainer.checkpoint_callback
     if ckpt is not None and ckpt.best_model_path:
@@ -53,27 +66,42 @@ def train(cfg: DictConfig) -> dict:
     for cb in callbacks:
         result.update(getattr(cb, "metrics", {}))  # LyricsMetrics: novelty, distinct-n, ...
     result.update(tested)
-    params = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k in ("seed", "model", "data", "trainer")}
+    params = {
+        k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k in ("seed", "model", "data", "trainer")
+    }
     log_hparams_summary(trainer.loggers, params, result)  # one row per run in TensorBoard's HParams tab
     if trainer.is_global_zero:
         (Path(cfg.paths.output_dir) / "results.json").write_text(json.dumps(result, indent=2))
         if "best_ckpt" in result:
             log.info("Best checkpoint: %s (val/ppl %.2f)", result["best_ckpt"], result["best_val_ppl"])
         if "test_ppl" in result:
-            log.info("Test (best checkpoint): ppl %.2f, bpc %.3f, <unk> share %.3f",
-                     result["test_ppl"], result.get("test_bpc", float("nan")), result.get("unk_share_test", float("nan")))
+            log.info(
+                "Test (best checkpoint): ppl %.2f, bpc %.3f, <unk> share %.3f",
+                result["test_ppl"],
+                result.get("test_bpc", float("nan")),
+                result.get("unk_share_test", float("nan")),
+            )
         if "test_ppl_cache" in result and not result["cache_lambda"]:
-            log.info("Continuous cache: no setting helped on val; test read as one stream: ppl %.2f", result["test_ppl_stream"])
+            log.info(
+                "Continuous cache: no setting helped on val; test read as one stream: ppl %.2f",
+                result["test_ppl_stream"],
+            )
         elif "test_ppl_cache" in result:
-            log.info("Test with the continuous cache (window %d, theta %g, lambda %g, chosen on val): ppl %.2f, bpc %.3f",
-                     result["cache_window"], result["cache_theta"], result["cache_lambda"], result["test_ppl_cache"],
-                     result.get("test_bpc_cache", float("nan")))
+            log.info(
+                "Test with the continuous cache (window %d, theta %g, lambda %g, chosen on val): ppl %.2f, bpc %.3f",
+                result["cache_window"],
+                result["cache_theta"],
+                result["cache_lambda"],
+                result["test_ppl_cache"],
+                result.get("test_bpc_cache", float("nan")),
+            )
         log.info("Run directory: %s (%.0f s)", cfg.paths.output_dir, result["wall_s"])
     return result
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    quiet_libraries()
     with user_errors():
         return train(cfg).get("best_val_ppl")  # returned for Hydra sweepers
 

@@ -39,8 +39,16 @@ def run(name: str, out: Path, max_minutes: float | None, overrides: list[str]) -
     cap = []
     if max_minutes:  # Lightning stops training there ("DD:HH:MM:SS")
         seconds = round(max_minutes * 60)
-        cap = [f"+trainer.max_time='{seconds // 86400:02d}:{seconds // 3600 % 24:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}'"]
-    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), f"experiment={name}", f"hydra.run.dir={out}", *cap, *overrides]
+        days, hours, minutes = seconds // 86400, seconds // 3600 % 24, seconds // 60 % 60
+        cap = [f"+trainer.max_time='{days:02d}:{hours:02d}:{minutes:02d}:{seconds % 60:02d}'"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "train.py"),
+        f"experiment={name}",
+        f"hydra.run.dir={out}",
+        *cap,
+        *overrides,
+    ]
     done = subprocess.run(cmd, cwd=ROOT)
     if done.returncode != 0:
         sys.exit(f"error: experiment={name} failed (exit {done.returncode}); see the output above")
@@ -48,14 +56,20 @@ def run(name: str, out: Path, max_minutes: float | None, overrides: list[str]) -
 
 
 def table(results: dict[str, dict], max_minutes: float | None) -> str:
-    rows = ["| recipe | experiment | test loss (nats/token) | test bpc | wall (s) | parameters | epochs |",
-            "| --- | --- | --- | --- | --- | --- | --- |"]
+    rows = [
+        "| recipe | experiment | test loss (nats/token) | test bpc | wall (s) | parameters | epochs |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for name, r in results.items():
-        rows.append(f"| {RECIPES.get(name, name)} | `{name}` | {r.get('test_loss', float('nan')):.3f} | "
-                    f"{r.get('test_bpc', float('nan')):.3f} | {r['wall_s']:.0f} | {r['params']:,} | {r['epochs']} |")
+        rows.append(
+            f"| {RECIPES.get(name, name)} | `{name}` | {r.get('test_loss', float('nan')):.3f} | "
+            f"{r.get('test_bpc', float('nan')):.3f} | {r['wall_s']:.0f} | {r['params']:,} | {r['epochs']} |"
+        )
     cap = f", each run capped at {max_minutes:g} minutes of training (`trainer.max_time`)" if max_minutes else ""
-    rows.append(f"\nMeasured by `python scripts/tutorials.py{f' --max-minutes {max_minutes:g}' if max_minutes else ''}` on "
-                f"{datetime.date.today()} ({platform.machine()}, {os.cpu_count()} CPU cores{cap}).")
+    rows.append(
+        f"\nMeasured by `python scripts/tutorials.py{f' --max-minutes {max_minutes:g}' if max_minutes else ''}` on "
+        f"{datetime.date.today()} ({platform.machine()}, {os.cpu_count()} CPU cores{cap})."
+    )
     return "\n".join(rows)
 
 
@@ -70,7 +84,8 @@ def main() -> None:
     names = [n for n in args.experiments.split(",") if n]
     unknown = [n for n in names if not (ROOT / "conf" / "experiment" / f"{n}.yaml").is_file()]
     if unknown:
-        sys.exit(f"error: no experiment {unknown[0]!r}; choose from {', '.join(sorted(p.stem for p in (ROOT / 'conf' / 'experiment').glob('*.yaml')))}")
+        known = ", ".join(sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml")))
+        sys.exit(f"error: no experiment {unknown[0]!r}; choose from {known}")
     out = args.out or ROOT / "multirun" / f"tutorials-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     results = {name: run(name, out / name, args.max_minutes, args.overrides) for name in names}
     text = table(results, args.max_minutes)
@@ -80,7 +95,9 @@ def main() -> None:
         body = readme.read_text(encoding="utf-8")
         if START not in body:
             sys.exit(f"error: README.md has no {START} ... {END} block to fill")
-        readme.write_text(re.sub(f"{START}.*?{END}", lambda m: f"{START}\n{text}\n{END}", body, flags=re.S), encoding="utf-8")
+        readme.write_text(
+            re.sub(f"{START}.*?{END}", lambda m: f"{START}\n{text}\n{END}", body, flags=re.S), encoding="utf-8"
+        )
 
 
 if __name__ == "__main__":

@@ -11,12 +11,18 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from lyricgen.app import (MAX_CRITIC_CHARS, LyricsPage, Models, check_serving, model_info, parse_keywords,
-                          parse_line_chars)
+from lyricgen.app import (
+    MAX_CRITIC_CHARS,
+    LyricsPage,
+    Models,
+    check_serving,
+    model_info,
+    parse_keywords,
+    parse_line_chars,
+)
 from lyricgen.checkpoint import find_checkpoint, training_runs
 from lyricgen.data.tokenizer import JiebaTokenizer
 from lyricgen.decoding.form import count_chars
@@ -46,6 +52,7 @@ def measures_of(table: list[list]) -> dict:
 
 # --- the page's functions -------------------------------------------------------------------------
 
+
 def test_write_annotates_each_line_with_characters_and_rhyme_class(page):
     lyrics, rows, table = page.generate("星星", lines=3, strategy="greedy")
     assert [line.replace(" ", "") for line in lyrics.split("\n")] == TINY_LINES[:3]  # the learnt lines
@@ -58,15 +65,18 @@ def test_write_annotates_each_line_with_characters_and_rhyme_class(page):
 
 
 def test_write_with_form_meets_it_and_measures_it(page):
-    lyrics, rows, table = page.generate("", lines=8, num_samples=2, rhyme="AABB", line_chars="5", seed=0,
-                                        temperature=1.5)
+    lyrics, rows, table = page.generate(
+        "", lines=8, num_samples=2, rhyme="AABB", line_chars="5", seed=0, temperature=1.5
+    )
     samples = lyrics.split("\n\n")
     assert len(samples) == 2 and len(rows) == 16
     for text in samples:
         lines = text.split("\n")
         assert len(lines) == 8 and all(count_chars(line) == 5 for line in lines), text
         classes = [last_word_class(line) for line in lines]
-        assert classes[0] == classes[1] == classes[4] == classes[5] != classes[2] == classes[3] == classes[6] == classes[7]
+        assert (
+            classes[0] == classes[1] == classes[4] == classes[5] != classes[2] == classes[3] == classes[6] == classes[7]
+        )
     assert [r[4] for r in rows[:8]] == [last_word_class(line) for line in samples[0].split("\n")]
     found = measures_of(table)
     assert found["scheme accuracy"] == 1.0 and found["line-length accuracy"] == 1.0 and found["seed"] == 0
@@ -88,29 +98,38 @@ def test_limits_are_exactly_the_limits(page):
     assert len(rows) == 1250
 
 
-@pytest.mark.parametrize("call,fragment", [
-    (lambda p: p.generate("星" * 51), "start word length (characters): 51, over this page's limit of 50"),
-    (lambda p: p.generate("", lines=65), "lines: 65, over this page's limit of 64"),
-    (lambda p: p.generate("", num_samples=17), "samples: 17, over this page's limit of 16"),
-    (lambda p: p.critic("我" * (MAX_CRITIC_CHARS + 1)), "critic text length (characters): 10001, over this page's limit of 10000"),
-    (lambda p: p.generate("", line_chars="31"), "characters per line: 31, over this page's limit of 30"),
-    (lambda p: p.generate("", best_of=9, rhyme="AABB"), "best_of: 9, over this page's limit of 8"),
-    (lambda p: p.generate("", keywords=",".join(["星星"] * 17)), "keywords: 17, over this page's limit of 16"),
-])
+@pytest.mark.parametrize(
+    "call,fragment",
+    [
+        (lambda p: p.generate("星" * 51), "start word length (characters): 51, over this page's limit of 50"),
+        (lambda p: p.generate("", lines=65), "lines: 65, over this page's limit of 64"),
+        (lambda p: p.generate("", num_samples=17), "samples: 17, over this page's limit of 16"),
+        (
+            lambda p: p.critic("我" * (MAX_CRITIC_CHARS + 1)),
+            "critic text length (characters): 10001, over this page's limit of 10000",
+        ),
+        (lambda p: p.generate("", line_chars="31"), "characters per line: 31, over this page's limit of 30"),
+        (lambda p: p.generate("", best_of=9, rhyme="AABB"), "best_of: 9, over this page's limit of 8"),
+        (lambda p: p.generate("", keywords=",".join(["星星"] * 17)), "keywords: 17, over this page's limit of 16"),
+    ],
+)
 def test_requests_over_the_limits_are_refused_with_a_message(page, call, fragment):
     with pytest.raises(LyricgenError, match="^" + fragment.replace("(", r"\(").replace(")", r"\)") + "$"):
         call(page)
 
 
-@pytest.mark.parametrize("kwargs,fragment", [
-    ({"start_word": "太阳"}, "start_word '太阳' is not in the model's vocabulary"),
-    ({"acrostic": "星我月风", "lines": 2}, "acrostic '星我月风' has 4 characters but lines=2"),
-    ({"line_chars": "7 or so"}, "characters per line must be a number or numbers separated by commas"),
-    ({"rhyme": "A1B2"}, "rhyme must be a scheme of letters A-Z"),
-    ({"rhyme_with": "家"}, "rhyme_with sets the class of the A lines"),
-    ({"seed": "one"}, "seed must be a whole number, got 'one'"),
-    ({"keywords": "太阳"}, "keyword '太阳' is not in the model's vocabulary"),
-])
+@pytest.mark.parametrize(
+    "kwargs,fragment",
+    [
+        ({"start_word": "太阳"}, "start_word '太阳' is not in the model's vocabulary"),
+        ({"acrostic": "星我月风", "lines": 2}, "acrostic '星我月风' has 4 characters but lines=2"),
+        ({"line_chars": "7 or so"}, "characters per line must be a number or numbers separated by commas"),
+        ({"rhyme": "A1B2"}, "rhyme must be a scheme of letters A-Z"),
+        ({"rhyme_with": "家"}, "rhyme_with sets the class of the A lines"),
+        ({"seed": "one"}, "seed must be a whole number, got 'one'"),
+        ({"keywords": "太阳"}, "keyword '太阳' is not in the model's vocabulary"),
+    ],
+)
 def test_mistakes_are_one_line_messages(page, kwargs, fragment):
     with pytest.raises(LyricgenError, match=fragment) as e:
         page.generate(**kwargs)
@@ -164,12 +183,18 @@ def test_text_fields_and_serving_settings_are_parsed_or_refused():
     assert parse_line_chars(" 5, 7，5 7 ") == [5, 7, 5, 7] and parse_line_chars("") is None
     assert parse_keywords("回忆, 雨、星星  月亮") == ["回忆", "雨", "星星", "月亮"]
     assert check_serving("127.0.0.1", "7860", 2, 32) == ("127.0.0.1", 7860, 2, 32)
-    for bad in [("", 7860, 2, 32), ("127.0.0.1", "abc", 2, 32), ("127.0.0.1", 70000, 2, 32), ("127.0.0.1", 7860, 0, 32)]:
+    for bad in [
+        ("", 7860, 2, 32),
+        ("127.0.0.1", "abc", 2, 32),
+        ("127.0.0.1", 70000, 2, 32),
+        ("127.0.0.1", 7860, 0, 32),
+    ]:
         with pytest.raises(LyricgenError):
             check_serving(*bad)
 
 
 # --- the real page: scripts/app.py on a free port -------------------------------------------------
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -183,7 +208,12 @@ def server(trained_run, tmp_path_factory):
     pytest.importorskip("gradio", reason="the page needs the app extra: pip install -e '.[app]'")
     logs = tmp_path_factory.mktemp("app")
     out, err = logs / "stdout.txt", logs / "stderr.txt"
-    cmd = [sys.executable, str(ROOT / "scripts" / "app.py"), f"runs_dir={trained_run.parents[1]}", f"port={free_port()}"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "app.py"),
+        f"runs_dir={trained_run.parents[1]}",
+        f"port={free_port()}",
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     with open(out, "w") as o, open(err, "w") as e:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=o, stderr=e, text=True)
@@ -214,15 +244,25 @@ def test_page_serves_on_localhost_with_the_loaded_checkpoint(server, trained_run
 
 @pytest.mark.slow
 def test_api_generate_writes_the_form_asked_for(client):
-    lyrics, lines, measures = client.predict(start_word="", lines=8, num_samples=2, rhyme="AABB", line_chars="5",
-                                             seed="0", temperature=1.5, api_name="/generate")
+    lyrics, lines, measures = client.predict(
+        start_word="",
+        lines=8,
+        num_samples=2,
+        rhyme="AABB",
+        line_chars="5",
+        seed="0",
+        temperature=1.5,
+        api_name="/generate",
+    )
     samples = lyrics.split("\n\n")
     assert len(samples) == 2
     for text in samples:
         rows = text.split("\n")
         assert len(rows) == 8 and all(count_chars(r) == 5 for r in rows), text
         classes = [last_word_class(r) for r in rows]
-        assert classes[0] == classes[1] == classes[4] == classes[5] != classes[2] == classes[3] == classes[6] == classes[7]
+        assert (
+            classes[0] == classes[1] == classes[4] == classes[5] != classes[2] == classes[3] == classes[6] == classes[7]
+        )
     assert lines["headers"] == ["sample", "#", "line", "chars", "rhyme"] and len(lines["data"]) == 16
     assert [row[4] for row in lines["data"][:8]] == [last_word_class(r) for r in samples[0].split("\n")]
     assert dict(measures["data"])["scheme accuracy"] == 1.0
@@ -242,12 +282,20 @@ def test_api_bad_input_is_a_message_and_the_server_keeps_serving(client, server)
     for kwargs, api, fragment in [
         ({"start_word": "太阳"}, "/generate", "start_word '太阳' is not in the model's vocabulary"),
         ({"start_word": "", "lines": 65}, "/generate", "lines: 65, over this page's limit of 64"),
-        ({"start_word": "星" * 51}, "/generate", "start word length \\(characters\\): 51, over this page's limit of 50"),
+        (
+            {"start_word": "星" * 51},
+            "/generate",
+            "start word length \\(characters\\): 51, over this page's limit of 50",
+        ),
         ({"start_word": "", "lines": "many"}, "/generate", "lines must be a whole number, got 'many'"),
         ({"start_word": "", "acrostic": "星我月风", "lines": 2}, "/generate", "acrostic '星我月风' has 4 characters"),
         ({"text": "  "}, "/critic", "the critic box is empty"),
         ({"name": str(ROOT / "README.md")}, "/load_run", "pick one from the list"),  # runs by name, never a path
-        ({"text": "我" * 10_001}, "/critic", "critic text length \\(characters\\): 10001, over this page's limit of 10000"),
+        (
+            {"text": "我" * 10_001},
+            "/critic",
+            "critic text length \\(characters\\): 10001, over this page's limit of 10000",
+        ),
     ]:
         with pytest.raises(AppError, match=fragment):
             client.predict(**kwargs, api_name=api)
@@ -276,7 +324,9 @@ def test_browser_writes_lyrics_when_the_button_is_pressed(server):
             assert tab.get_by_text("梭波").first.is_visible() or tab.get_by_text("言前").first.is_visible()
             tab.get_by_label("start word or phrase", exact=False).fill("太阳")
             tab.get_by_role("button", name="Write").click()
-            tab.get_by_text("is not in the model's vocabulary").first.wait_for(timeout=30_000)  # the message, on the page
+            tab.get_by_text("is not in the model's vocabulary").first.wait_for(
+                timeout=30_000
+            )  # the message, on the page
         finally:
             browser.close()
 
@@ -289,13 +339,16 @@ def test_ctrl_c_ends_the_server_cleanly(server):  # last: it stops the module's 
     assert "Traceback" not in err.read_text() and err.read_text().strip().endswith("stopped")
 
 
-@pytest.mark.parametrize("args,fragment", [
-    (["ckpt_path=/nonexistent/x.ckpt"], "checkpoint /nonexistent/x.ckpt does not exist"),
-    (["runs_dir=/nonexistent"], "no training run found under /nonexistent/"),
-    (["port=abc"], "port must be a whole number, got 'abc'"),
-    (["lines=100", "ckpt_path=/nonexistent/x.ckpt"], "lines: 100, over this page's limit of 64"),  # before loading
-    (["temperature=0"], "temperature must be > 0"),
-])
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["ckpt_path=/nonexistent/x.ckpt"], "checkpoint /nonexistent/x.ckpt does not exist"),
+        (["runs_dir=/nonexistent"], "no training run found under /nonexistent/"),
+        (["port=abc"], "port must be a whole number, got 'abc'"),
+        (["lines=100", "ckpt_path=/nonexistent/x.ckpt"], "lines: 100, over this page's limit of 64"),  # before loading
+        (["temperature=0"], "temperature must be > 0"),
+    ],
+)
 def test_script_refuses_bad_settings_in_one_line(args, fragment):
     pytest.importorskip("gradio", reason="the page needs the app extra: pip install -e '.[app]'")
     result = run_script("app", *args, timeout=120)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from lyricgen.cache import StreamScores, cache_evaluation, cache_probs, mixed_nll, read_stream, tune
-from lyricgen.rnnlm import RNNLM
+from lyricgen.rnnlm import RNNLM, NetSettings
 
 
 def test_cache_probs_by_hand():
@@ -30,7 +30,7 @@ def test_cache_probs_by_hand():
 
 def test_read_stream_carries_the_state_across_chunks():
     torch.manual_seed(0)
-    net = RNNLM(20, "gru", 8, 16).eval()
+    net = RNNLM(NetSettings(20, "gru", 8, 16)).eval()
     ids = torch.randint(0, 20, (50,))
     scores = read_stream(net, ids, chunk=7)
     with torch.no_grad():
@@ -51,7 +51,10 @@ def test_cache_lowers_perplexity_where_text_repeats():
     torch.manual_seed(0)
     verse = torch.randint(0, 50, (60,))
     val, test = torch.cat([verse, verse, verse]), torch.cat([verse.flip(0), verse.flip(0)])
-    flat = lambda ids: StreamScores(torch.full((ids.numel() - 1,), 1 / 50), context_states(ids, 50), ids[1:])
+
+    def flat(ids):
+        return StreamScores(torch.full((ids.numel() - 1,), 1 / 50), context_states(ids, 50), ids[1:])
+
     settings, nll = tune(flat(val), [50, 100], [0.5, 1.0, 3.0], [0.2, 0.5, 0.8])
     assert settings.window == 100 and settings.lam > 0  # a window that reaches back one verse
     assert math.exp(nll) < 0.2 * 50  # a uniform model's 50, cut by the repeats
@@ -62,7 +65,7 @@ def test_cache_lowers_perplexity_where_text_repeats():
 
 def test_cache_evaluation_reports_each_split():
     torch.manual_seed(0)
-    net = RNNLM(30, "rnn", 8, 16).eval()
+    net = RNNLM(NetSettings(30, "rnn", 8, 16)).eval()
     val, test = torch.randint(0, 30, (80,)), torch.randint(0, 30, (70,))
     result = cache_evaluation(net, val, test, {"val": 2.0, "test": 2.0}, [20], [1.0], [0.1, 0.3])
     assert result["val/loss_cache"] <= result["val/loss_stream"]  # tuned there; lam 0 is a candidate

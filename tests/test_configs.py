@@ -4,23 +4,37 @@ from pathlib import Path
 
 import pytest
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from torch import nn
 
 from tests.conftest import CONF, compose_train
 
-GROUPS = {g: sorted(p.stem for p in (Path(CONF) / g).glob("*.yaml")) for g in
-          ("data", "model", "trainer", "callbacks", "logger", "experiment")}
+# The options the README documents, typed here (not read from the folders they are checked against).
+GROUPS = {
+    "data": ["jaychou", "text"],
+    "model": ["gru", "lstm", "rnn"],
+    "trainer": ["cpu", "ddp", "default", "gpu"],
+    "callbacks": ["default"],
+    "logger": ["tensorboard"],
+    "cache": ["default", "off"],
+    "experiment": ["jaychou_best"],
+}
+
+
+def test_each_group_holds_exactly_the_documented_options():
+    found = {g: sorted(p.stem for p in (Path(CONF) / g).glob("*.yaml")) for g in GROUPS}
+    assert found == GROUPS
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g, opts in GROUPS.items() for o in opts])
-def test_option_composes(group, option, tmp_path, tiny_corpus):
+def test_option_composes_and_builds(group, option, tmp_path, tiny_corpus):
     overrides = [f"{group}={option}"]
     if group == "data" and option == "text":
         overrides.append(f"data.path={tiny_corpus}")
     cfg = compose_train(overrides, tmp_path)
-    assert cfg[group if group != "experiment" else "model"] is not None
     model = instantiate(cfg.model, vocab_size=30)
     assert model.hparams.vocab_size == 30
-    if group == "trainer" and option not in ("gpu",):
+    if group == "trainer" and option != "gpu":
         trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
         assert trainer.max_epochs == cfg.trainer.max_epochs
     for name, cb in (cfg.callbacks or {}).items():
@@ -29,10 +43,41 @@ def test_option_composes(group, option, tmp_path, tiny_corpus):
         assert instantiate(lg) is not None, name
 
 
-def test_groups_have_the_documented_options():
-    assert {"rnn", "gru", "lstm"} <= set(GROUPS["model"])
-    assert {"default", "cpu", "gpu", "ddp"} <= set(GROUPS["trainer"])
-    assert {"jaychou", "text"} <= set(GROUPS["data"])
+@pytest.mark.parametrize("cell, module", [("rnn", nn.RNN), ("gru", nn.GRU), ("lstm", nn.LSTM)])
+def test_model_option_picks_its_cell_and_keeps_the_rest_of_rnn_yaml(cell, module, tmp_path):
+    cfg = compose_train([f"model={cell}"], tmp_path)
+    rnn = compose_train(["model=rnn"], tmp_path).model
+    assert {k: v for k, v in cfg.model.items() if k != "cell"} == {k: v for k, v in rnn.items() if k != "cell"}
+    net = instantiate(cfg.model, vocab_size=30).net
+    assert type(net.rnn) is module and net.rnn.hidden_size == rnn.hidden_size == 256
+
+
+def test_trainer_options_set_what_they_say(tmp_path):
+    trainers = {t: compose_train([f"trainer={t}"], tmp_path).trainer for t in GROUPS["trainer"]}
+    assert trainers["default"].accelerator == "auto" and trainers["cpu"].accelerator == "cpu"
+    assert trainers["gpu"].accelerator == "gpu" and trainers["gpu"].precision == "bf16-mixed"
+    assert trainers["ddp"].strategy == "ddp" and trainers["ddp"].devices == 2
+
+
+def test_data_text_reads_the_given_path_and_nothing_of_jaychou(tmp_path, tiny_corpus):
+    data = compose_train(["data=text", f"data.path={tiny_corpus}"], tmp_path).data
+    assert data.path == str(tiny_corpus) and data.url is None and data.sha256 is None and data.member is None
+    jaychou = compose_train([], tmp_path).data
+    assert jaychou.path.endswith("jaychou_lyrics.txt.zip") and jaychou.sha256.startswith("3cfedd7d")
+    assert OmegaConf.is_missing(compose_train(["data=text"], tmp_path).data, "path")  # required: ??? stays
+
+
+def test_jaychou_best_changes_the_cell_sizes_and_sequence_length(tmp_path):
+    default = compose_train([], tmp_path)
+    best = compose_train(["experiment=jaychou_best"], tmp_path)
+    # the recipe of the README: a GRU with tied 512-d embeddings, dropout 0.65, word dropout 0.1, seq_len 400, batch 4
+    assert (default.model.cell, best.model.cell) == ("rnn", "gru")
+    assert best.model.emb_dim == best.model.hidden_size == 512 and best.model.tie_weights
+    assert best.model.dropout == best.model.emb_dropout == 0.65 and best.model.word_dropout == 0.1
+    assert (best.data.seq_len, best.data.batch_size, best.trainer.max_epochs) == (400, 4, 8)
+    assert (default.data.seq_len, default.data.batch_size) == (100, 16)
+    net = instantiate(best.model, vocab_size=30).net
+    assert type(net.rnn) is nn.GRU and net.head.weight is net.embedding.weight
 
 
 def test_one_decoding_group_for_generate_evaluate_and_the_callbacks(tmp_path):

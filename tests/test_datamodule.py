@@ -36,8 +36,10 @@ def test_folder_corpus_splits_by_whole_songs(tmp_path):
     for i in range(10):
         (tmp_path / f"song{i}.txt").write_text("\n".join(f"歌{i} 第{j}句" for j in range(6)), encoding="utf-8")
     dm = make(tmp_path, tmp_path, val_fraction=0.2, test_fraction=0.2)
-    songs = {name: [line.split()[0] for line in "".join(getattr(dm, f"{name}_tokens")).split(NEWLINE)[:-1]]
-             for name in ("train", "val", "test")}
+    songs = {
+        name: [line.split()[0] for line in "".join(getattr(dm, f"{name}_tokens")).split(NEWLINE)[:-1]]
+        for name in ("train", "val", "test")
+    }
     assert set(songs["test"]) == {"歌8", "歌9"}  # whole songs from the end
     assert set(songs["val"]) == {"歌6", "歌7"}  # whole songs before them
     assert set(songs["train"]) == {f"歌{i}" for i in range(6)}

@@ -12,7 +12,7 @@ from lyricgen.decoding.form import count_chars
 from lyricgen.decoding.rhyme import rhyme_class
 from lyricgen.errors import LyricgenError
 from lyricgen.generation import LyricsGenerator
-from lyricgen.rnnlm import RNNLM
+from lyricgen.rnnlm import RNNLM, NetSettings
 from tests.conftest import TINY_LINES, best_checkpoint, run_script
 
 SEEDS = range(3)
@@ -62,8 +62,17 @@ def test_acrostic_keywords_no_copy_and_rhyme_together(gen):
     tok = JiebaTokenizer()
     train_runs = {pair for line in TINY_LINES for pair in itertools.pairwise(tok.tokenize_line(line))}
     for seed in SEEDS:
-        for text in gen.generate("", seed=seed, acrostic="星我月风", rhyme="AABB", line_chars=6, keywords=["安静"],
-                                 no_copy=2, num_samples=3, temperature=1.2):
+        for text in gen.generate(
+            "",
+            seed=seed,
+            acrostic="星我月风",
+            rhyme="AABB",
+            line_chars=6,
+            keywords=["安静"],
+            no_copy=2,
+            num_samples=3,
+            temperature=1.2,
+        ):
             lines = lines_of(text)
             assert len(lines) == 4  # lines default to the acrostic's length
             assert [line[0] for line in lines] == list("星我月风")
@@ -90,24 +99,35 @@ def test_start_word_begins_the_first_line_and_counts(gen):
     assert lines[0].startswith("星星") and [count_chars(line) for line in lines] == [5, 5]
 
 
-@pytest.mark.parametrize("options,message", [
-    ({"acrostic": "龙虎"}, "acrostic character '龙' of line 1: no word the model knows begins with it"),
-    ({"keywords": ["星空"]}, "keyword '星空' is not in the model's vocabulary; similar words it knows: 星星"),
-    ({"rhyme": "AA", "rhyme_with": "光"}, "rhyme_with '光' is not in the model's vocabulary"),
-    ({"rhyme": "aabb"}, "rhyme must be a scheme of letters A-Z"),
-    ({"rhyme": "A1"}, "rhyme must be a scheme of letters A-Z"),
-    ({"line_chars": 0}, "line_chars must be an integer >= 1"),
-    ({"line_chars": [5, 0]}, "line_chars must be an integer >= 1"),
-    ({"no_copy": 1}, "no_copy must be 0 (off) or a run length n >= 2"),
-    ({"rhyme_rule": "tight", "rhyme": "AA"}, "rhyme_rule must be one of shisan, strict, loose"),
-    ({"rhyme_with": "家"}, "rhyme_with sets the class of the A lines; give a scheme with A in it"),
-    ({"acrostic": "星", "line_chars": 1}, "line 1 (1 characters, beginning with '星') cannot be written"),
-    ({"rhyme": "AA", "rhyme_with": "我爱你", "line_chars": 1},
-     "line 1 (1 characters, rhyme letter A) cannot end in the 一七 class of rhyme_with='我爱你'"),
-    ({"keywords": ["我爱你"], "line_chars": 2}, "keyword '我爱你' (3 characters) fits in no line"),
-    ({"acrostic": "星我", "lines": 1}, "acrostic '星我' has 2 characters but lines=1"),
-    ({"no_copy": 9}, "no_copy must be between 2 and 8 for this checkpoint"),
-])
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"acrostic": "龙虎"}, "acrostic character '龙' of line 1: no word the model knows begins with it"),
+        ({"keywords": ["星空"]}, "keyword '星空' is not in the model's vocabulary; similar words it knows: 星星"),
+        ({"rhyme": "AA", "rhyme_with": "光"}, "rhyme_with '光' is not in the model's vocabulary"),
+        ({"rhyme": "aabb"}, "rhyme='aabb' is not a scheme; rhyme takes letters A-Z"),
+        ({"rhyme": "A1"}, "rhyme='A1' is not a scheme; rhyme takes letters A-Z"),
+        (
+            {"line_chars": 0},
+            "line_chars=0 is out of range; line_chars takes an integer or a list of integers in [1, 200]",
+        ),
+        ({"line_chars": [5, 0]}, "line_chars=[5,0] is out of range"),
+        ({"no_copy": 1}, "no_copy=1 is out of range; no_copy takes 0 (off) or a run length n >= 2"),
+        (
+            {"rhyme_rule": "tight", "rhyme": "AA"},
+            "rhyme_rule='tight' is not one of the choices; rhyme_rule takes one of shisan",
+        ),
+        ({"rhyme_with": "家"}, "rhyme_with sets the class of the A lines; give a scheme with A in it"),
+        ({"acrostic": "星", "line_chars": 1}, "line 1 (1 characters, beginning with '星') cannot be written"),
+        (
+            {"rhyme": "AA", "rhyme_with": "我爱你", "line_chars": 1},
+            "line 1 (1 characters, rhyme letter A) cannot end in the 一七 class of rhyme_with='我爱你'",
+        ),
+        ({"keywords": ["我爱你"], "line_chars": 2}, "keyword '我爱你' (3 characters) fits in no line"),
+        ({"acrostic": "星我", "lines": 1}, "acrostic '星我' has 2 characters but lines=1"),
+        ({"no_copy": 9}, "no_copy must be between 2 and 8 for this checkpoint"),
+    ],
+)
 def test_impossible_requests_are_refused_before_decoding(gen, options, message):
     with pytest.raises(LyricgenError) as e:
         gen.generate("", seed=0, **options)
@@ -125,7 +145,7 @@ def test_start_word_against_the_form(gen):
 def tiny_generator(ngrams: NgramIndex | None) -> LyricsGenerator:
     torch.manual_seed(0)
     vocab = Vocab(["<unk>", NEWLINE, "我", "你", "他"])
-    return LyricsGenerator(RNNLM(len(vocab), emb_dim=8, hidden_size=8), vocab, ngrams=ngrams)
+    return LyricsGenerator(RNNLM(NetSettings(len(vocab), emb_dim=8, hidden_size=8)), vocab, ngrams=ngrams)
 
 
 def test_a_constraint_that_fails_midway_ends_with_a_message_not_a_hang():
@@ -145,8 +165,17 @@ def test_no_copy_needs_the_index_and_says_how_to_get_it():
 
 def test_script_writes_form_and_refuses_in_one_line(trained_run):
     ckpt = best_checkpoint(trained_run)
-    ok = run_script("generate", f"ckpt_path={ckpt}", "acrostic=星我", "rhyme=AA", "line_chars=6", "seed=0",
-                    "keywords=[安静]", "no_copy=3", "num_samples=2")
+    ok = run_script(
+        "generate",
+        f"ckpt_path={ckpt}",
+        "acrostic=星我",
+        "rhyme=AA",
+        "line_chars=6",
+        "seed=0",
+        "keywords=[安静]",
+        "no_copy=3",
+        "num_samples=2",
+    )
     assert ok.returncode == 0, ok.stderr
     for sample in ok.stdout.rstrip("\n").split("\n\n"):
         lines = sample.split("\n")

@@ -5,8 +5,8 @@ import pytest
 from lyricgen.checkpoint import find_checkpoint
 from lyricgen.decoding import DecodingOptions
 from lyricgen.decoding.sampling import decode
-from lyricgen.generation import LyricsGenerator
 from lyricgen.errors import LyricgenError
+from lyricgen.generation import LyricsGenerator
 from tests.conftest import TINY_LINES, best_checkpoint, run_script
 
 
@@ -44,7 +44,9 @@ def test_length_and_lines_are_respected(gen):
     newline = gen.vocab.stoi["\n"]
     (ids,) = decode(gen.net, prompt, DecodingOptions(length=17, temperature=2.0), newline_id=newline)
     assert len(ids) == 17
-    samples = decode(gen.net, prompt, DecodingOptions(length=None, lines=5, num_samples=3, temperature=2.0), newline_id=newline)
+    samples = decode(
+        gen.net, prompt, DecodingOptions(length=None, lines=5, num_samples=3, temperature=2.0), newline_id=newline
+    )
     for ids in samples:
         assert ids.count(newline) == 5 and ids[-1] == newline
     assert len(gen.generate("", lines=2, strategy="greedy")[0].split("\n")) == 2
@@ -66,7 +68,9 @@ def test_unknown_word_and_bad_options(gen):
 def test_script_prints_only_lyrics_and_finds_the_newest_run(trained_run):
     runs_dir = trained_run.parents[1]
     assert find_checkpoint(runs_dir) == best_checkpoint(trained_run)
-    result = run_script("generate", "start_word=星星", "strategy=greedy", "lines=2", "num_samples=2", f"runs_dir={runs_dir}")
+    result = run_script(
+        "generate", "start_word=星星", "strategy=greedy", "lines=2", "num_samples=2", f"runs_dir={runs_dir}"
+    )
     assert result.returncode == 0, result.stderr
     assert str(best_checkpoint(trained_run)) in result.stderr  # which checkpoint: on stderr
     samples = result.stdout.rstrip("\n").split("\n\n")

@@ -36,7 +36,12 @@ def test_all_metrics_together():
 
 from lyricgen.data.ngrams import NgramIndex  # noqa: E402
 from lyricgen.metrics import (  # noqa: E402
-    acrostic_accuracy, copy_stats, form_metrics, line_length_accuracy, rhyme_rate, scheme_accuracy,
+    acrostic_accuracy,
+    copy_stats,
+    form_metrics,
+    line_length_accuracy,
+    rhyme_rate,
+    scheme_accuracy,
 )
 
 # 光/伤 江阳, 飞/回 灰堆, 家 发花

@@ -1,14 +1,19 @@
+from dataclasses import asdict
+
+import lightning as L
 import pytest
 import torch
 
+from lyricgen.checkpoint import build_net, load_checkpoint
+from lyricgen.data.vocab import Vocab
 from lyricgen.errors import LyricgenError
 from lyricgen.model import LyricsLM
-from lyricgen.rnnlm import RNNLM, locked_dropout, word_dropout
+from lyricgen.rnnlm import RNNLM, NetSettings, locked_dropout, word_dropout
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_shapes_and_init_hidden(cell):
-    net = RNNLM(vocab_size=50, cell=cell, emb_dim=8, hidden_size=16, num_layers=2)
+    net = RNNLM(NetSettings(vocab_size=50, cell=cell, emb_dim=8, hidden_size=16, num_layers=2))
     hidden = net.init_hidden(3)
     states = hidden if cell == "lstm" else (hidden,)
     assert (cell == "lstm") == isinstance(hidden, tuple)
@@ -26,20 +31,57 @@ def test_shapes_and_init_hidden(cell):
 
 
 def test_tied_weights_share_one_tensor():
-    net = RNNLM(vocab_size=50, emb_dim=16, hidden_size=16, tie_weights=True)
+    net = RNNLM(NetSettings(vocab_size=50, emb_dim=16, hidden_size=16, tie_weights=True))
     assert net.head.weight is net.embedding.weight
     assert sum(p.numel() for p in net.parameters()) < sum(
-        p.numel() for p in RNNLM(vocab_size=50, emb_dim=16, hidden_size=16).parameters()
+        p.numel() for p in RNNLM(NetSettings(vocab_size=50, emb_dim=16, hidden_size=16)).parameters()
     )
     with pytest.raises(LyricgenError, match="emb_dim == model.hidden_size"):
-        RNNLM(vocab_size=50, emb_dim=8, hidden_size=16, tie_weights=True)
+        RNNLM(NetSettings(vocab_size=50, emb_dim=8, hidden_size=16, tie_weights=True))
 
 
-def test_module_rebuilds_from_its_hyperparameters():
-    module = LyricsLM(vocab_size=40, cell="gru", emb_dim=8, hidden_size=12, lr=0.01)
-    assert module.hparams.vocab_size == 40 and module.hparams.cell == "gru"
-    assert "vocab" not in module.hparams  # the vocabulary travels beside the hparams, not in them
-    assert module.init_hidden(2).shape == (1, 2, 12)
+def saved_checkpoint(module: LyricsLM, path) -> dict:
+    """Save `module` as training does (a Trainer's checkpoint, after one step) and read the file back."""
+    data = torch.utils.data.DataLoader([(torch.randint(0, 40, (5,)), torch.randint(0, 40, (5,)))] * 2, batch_size=2)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
+    trainer.fit(module, train_dataloaders=data)
+    trainer.save_checkpoint(path)
+    return load_checkpoint(path)
+
+
+def test_module_rebuilds_from_its_hyperparameters(tmp_path):
+    settings = NetSettings(40, "gru", emb_dim=12, hidden_size=12, num_layers=2, tie_weights=True, locked_dropout=True)
+    module = LyricsLM(vocab=Vocab(["<unk>", *map(str, range(39))]), **asdict(settings), lr=0.01, scheduler="cosine")
+    ckpt = saved_checkpoint(module, tmp_path / "m.ckpt")
+    hp = ckpt["hyper_parameters"]
+    assert hp == {**asdict(settings), **asdict(module.optim)}  # every setting, as a plain scalar
+    assert all(isinstance(v, (int, float, str, bool)) for v in hp.values())
+    tokens = torch.randint(0, 40, (2, 7))
+    module.eval()
+    expected, _ = module(tokens)
+    for rebuilt in (build_net(ckpt), LyricsLM.load_from_checkpoint(tmp_path / "m.ckpt").net):  # plain and Lightning
+        assert rebuilt.settings == settings
+        assert isinstance(rebuilt.rnn, torch.nn.ModuleList) and isinstance(rebuilt.rnn[1], torch.nn.GRU)
+        assert rebuilt.head.weight is rebuilt.embedding.weight  # tied again
+        torch.testing.assert_close(rebuilt.eval()(tokens)[0], expected)  # and the same function
+
+
+def test_a_checkpoint_written_before_the_awd_options_still_loads(tmp_path):
+    module = LyricsLM(vocab=Vocab(["<unk>", *map(str, range(39))]), vocab_size=40, emb_dim=8, hidden_size=8)
+    ckpt = saved_checkpoint(module, tmp_path / "m.ckpt")
+    for key in ("locked_dropout", "word_dropout", "weight_drop", "ar", "tar"):
+        del ckpt["hyper_parameters"][key]  # as issue #11's checkpoints were written
+    torch.save(ckpt, tmp_path / "old.ckpt")
+    assert build_net(ckpt).settings == NetSettings(40, emb_dim=8, hidden_size=8)
+    assert LyricsLM.load_from_checkpoint(tmp_path / "old.ckpt").optim.ar == 0.0
 
 
 def test_bad_options_are_user_errors():
@@ -74,7 +116,11 @@ def test_locked_dropout_uses_one_mask_per_sequence():
 
 def test_locked_dropout_in_the_network_between_layers():
     torch.manual_seed(0)
-    net = RNNLM(vocab_size=30, cell="lstm", emb_dim=8, hidden_size=8, num_layers=2, dropout=0.5, locked_dropout=True)
+    net = RNNLM(
+        NetSettings(
+            vocab_size=30, cell="lstm", emb_dim=8, hidden_size=8, num_layers=2, dropout=0.5, locked_dropout=True
+        )
+    )
     seen = []
     net.rnn[1].register_forward_pre_hook(lambda m, args: seen.append(args[0].detach()))
     net.train()
@@ -97,7 +143,7 @@ def test_word_dropout_drops_whole_word_types():
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_weight_drop_zeroes_recurrent_weights_in_training_only(cell):
     torch.manual_seed(0)
-    net = RNNLM(vocab_size=30, cell=cell, emb_dim=8, hidden_size=16, weight_drop=0.5)
+    net = RNNLM(NetSettings(vocab_size=30, cell=cell, emb_dim=8, hidden_size=16, weight_drop=0.5))
     saved = net.rnn.weight_hh_l0.detach().clone()
     seen = []
     net.rnn.register_forward_pre_hook(lambda m, args: seen.append(m.weight_hh_l0.detach().clone()))

@@ -15,7 +15,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch.accelerators import CUDAAccelerator
 
+from lyricgen.data.source import read_songs
+from lyricgen.data.tokenizer import Tokenizer
+from lyricgen.data.vocab import Vocab
 from tests.conftest import ROOT, TINY_LINES, best_checkpoint, run_script, tiny_overrides
 
 
@@ -35,6 +39,7 @@ def train(tmp_path: Path, corpus: Path | str, *extra: str) -> subprocess.Complet
 
 
 # --- training: the corpus -------------------------------------------------------------------------
+
 
 def test_corpus_path_that_does_not_exist(tmp_path):
     assert_user_error(train(tmp_path, tmp_path / "nope.txt"), "nope.txt does not exist", "data.path")
@@ -60,13 +65,19 @@ def test_binary_data(tmp_path):
 
 def test_corpus_too_short_says_how_many_tokens(tmp_path):
     (tmp_path / "c.txt").write_text("星星\n月亮\n", encoding="utf-8")
-    assert_user_error(train(tmp_path, tmp_path / "c.txt"), "too short: 4 tokens", "needs at least data.seq_len + 1 = 33")
+    assert_user_error(
+        train(tmp_path, tmp_path / "c.txt"), "too short: 4 tokens", "needs at least data.seq_len + 1 = 33"
+    )
 
 
 @pytest.mark.parametrize(
     "override, fragment",
-    [("data.seq_len=0", "data.seq_len"), ("data.batch_size=-2", "data.batch_size"),
-     ("data.min_freq=0", "data.min_freq"), ("data.val_fraction=1.5", "data.val_fraction")],
+    [
+        ("data.seq_len=0", "data.seq_len"),
+        ("data.batch_size=-2", "data.batch_size"),
+        ("data.min_freq=0", "data.min_freq"),
+        ("data.val_fraction=1.5", "data.val_fraction"),
+    ],
 )
 def test_data_settings_out_of_range(tmp_path, tiny_corpus, override, fragment):
     assert_user_error(train(tmp_path, tiny_corpus, override), fragment)
@@ -87,6 +98,7 @@ def test_jaychou_download_failure_and_checksum_mismatch(tmp_path):
 
 # --- generation -----------------------------------------------------------------------------------
 
+
 def test_generation_bad_checkpoints(tmp_path):
     assert_user_error(run_script("generate", f"ckpt_path={tmp_path / 'missing.ckpt'}"), "does not exist", "ckpt_path")
     junk = tmp_path / "junk.ckpt"
@@ -100,8 +112,8 @@ def test_generation_bad_checkpoints(tmp_path):
 
 def test_any_random_file_is_refused_as_unreadable(tmp_path):
     # torch.load fails on arbitrary bytes with many exception types (IndexError, KeyError, ...).
-    from lyricgen.errors import LyricgenError
     from lyricgen.checkpoint import load_checkpoint
+    from lyricgen.errors import LyricgenError
 
     for seed in range(200):
         path = tmp_path / f"{seed}.ckpt"
@@ -112,12 +124,17 @@ def test_any_random_file_is_refused_as_unreadable(tmp_path):
 
 # --- interruption, resume, caches ----------------------------------------------------------------
 
+
 def test_ctrl_c_leaves_a_last_checkpoint_that_generates_and_resumes(tmp_path, tiny_corpus):
     run_dir = tmp_path / "run"
-    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"),
-           *tiny_overrides(tiny_corpus, tmp_path, "trainer.max_epochs=1000"), f"hydra.run.dir={run_dir}",
-           # EarlyStopping's state (patience, wait count) is restored on resume: the step count must end it
-           "callbacks.early_stopping.patience=1000"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "train.py"),
+        *tiny_overrides(tiny_corpus, tmp_path, "trainer.max_epochs=1000"),
+        f"hydra.run.dir={run_dir}",
+        # EarlyStopping's state (patience, wait count) is restored on resume: the step count must end it
+        "callbacks.early_stopping.patience=1000",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
     while not list((run_dir / "checkpoints").glob("best-*.ckpt")) and time.monotonic() < deadline:
@@ -126,6 +143,7 @@ def test_ctrl_c_leaves_a_last_checkpoint_that_generates_and_resumes(tmp_path, ti
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
     assert "Traceback" not in out, out[-3000:]
+    assert "💡" not in out and "LeafSpec" not in out and "GPU available" in out  # no tips or library warnings
     last = run_dir / "checkpoints" / "last.ckpt"
     step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
     assert step > 0
@@ -134,8 +152,14 @@ def test_ctrl_c_leaves_a_last_checkpoint_that_generates_and_resumes(tmp_path, ti
     assert gen.returncode == 0 and gen.stdout.startswith("星星"), gen.stderr[-2000:]
 
     resumed_dir = tmp_path / "resumed"
-    resumed = run_script("train", *tiny_overrides(tiny_corpus, tmp_path), f"hydra.run.dir={resumed_dir}",
-                         f"ckpt_path={last}", "trainer.max_epochs=1000", "+trainer.max_steps=" + str(step + 20))
+    resumed = run_script(
+        "train",
+        *tiny_overrides(tiny_corpus, tmp_path),
+        f"hydra.run.dir={resumed_dir}",
+        f"ckpt_path={last}",
+        "trainer.max_epochs=1000",
+        "+trainer.max_steps=" + str(step + 20),
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert json.loads((resumed_dir / "results.json").read_text())["global_step"] == step + 20  # counted on
     assert "Restoring states from the checkpoint" in resumed.stdout + resumed.stderr  # optimizer, loops, ...
@@ -146,21 +170,124 @@ def test_ctrl_c_leaves_a_last_checkpoint_that_generates_and_resumes(tmp_path, ti
 def test_resume_refuses_a_checkpoint_of_other_data(tmp_path, trained_run):
     other = tmp_path / "other.txt"
     other.write_text("\n".join(["完全不同的歌词", "另外一首歌"] * 50), encoding="utf-8")
-    result = run_script("train", *tiny_overrides(other, tmp_path), f"hydra.run.dir={tmp_path / 'run'}",
-                        f"ckpt_path={best_checkpoint(trained_run)}")
+    result = run_script(
+        "train",
+        *tiny_overrides(other, tmp_path),
+        f"hydra.run.dir={tmp_path / 'run'}",
+        f"ckpt_path={best_checkpoint(trained_run)}",
+    )
     assert_user_error(result, "vocabulary of the checkpoint", "does not match this data")
 
 
 def test_two_runs_at_once_keep_their_own_directories_and_cache(tmp_path, tiny_corpus):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"),
-           *tiny_overrides(tiny_corpus, tmp_path, "trainer.max_epochs=2")]
-    procs = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "train.py"),
+        *tiny_overrides(tiny_corpus, tmp_path, "trainer.max_epochs=2"),
+    ]
+    procs = [
+        subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     errs = [p.communicate(timeout=300)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errs
     runs = sorted(p.parent.parent for p in (tmp_path / "outputs").glob("*/*/checkpoints/last.ckpt"))
     assert len(runs) == 2 and runs[0] != runs[1]
     (cache,) = (tmp_path / "data" / "cache").glob("tokens-*.json")
     assert not list((tmp_path / "data" / "cache").glob(".*"))  # no temporary file left behind
-    assert hashlib.sha256(cache.read_bytes()).hexdigest()  # readable, and used by both runs
+    saved = json.loads(cache.read_text(encoding="utf-8"))  # complete JSON, not a torn write
+    payload = json.dumps(saved["songs"], ensure_ascii=False)
+    assert saved["digest"] == hashlib.sha256(payload.encode()).hexdigest()  # its content matches its digest
+    songs, _ = read_songs(tiny_corpus)
+    assert saved["songs"] == [[Tokenizer().tokenize_line(line) for line in song] for song in songs]  # this corpus
+    assert Vocab.load(runs[0] / "vocab.json") == Vocab.load(runs[1] / "vocab.json")  # both read the same tokens
+    for run in runs:  # each run made the cache or read it
+        log = (run / "train.log").read_text(encoding="utf-8")
+        assert "Tokenised corpus cached in" in log or "read from cache" in log, log[-2000:]
+
+
+# --- bad values: one line, exit code 2, through the real entry points --------------------------------
+
+
+def gen(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return run_script("generate", *args, cwd=tmp_path)
+
+
+def test_wrong_types_are_refused_with_what_the_option_takes(tmp_path, tiny_corpus):
+    assert_user_error(
+        gen(tmp_path, "length=abc"), "length='abc' is not an integer", "length takes an integer >= 0", "e.g. length=100"
+    )
+    assert_user_error(
+        train(tmp_path, tiny_corpus, "data.seq_len=abc"),
+        "data.seq_len='abc' is not an integer",
+        "data.seq_len takes an integer >= 1",
+    )
+
+
+def test_values_out_of_range_are_refused_with_the_range(tmp_path, tiny_corpus):
+    assert_user_error(gen(tmp_path, "temperature=-1"), "temperature=-1 is out of range", "a number > 0")
+    assert_user_error(
+        train(tmp_path, tiny_corpus, "trainer.max_epochs=-3"),
+        "trainer.max_epochs=-3 is out of range",
+        "an integer >= -1",
+        "e.g. trainer.max_epochs=",
+    )
+
+
+def test_requests_that_cannot_fit_in_memory_are_refused_before_allocating(tmp_path, tiny_corpus, trained_run):
+    ckpt = f"ckpt_path={best_checkpoint(trained_run)}"
+    assert_user_error(
+        gen(tmp_path, ckpt, "num_samples=100000000"), "num_samples=100000000 needs about", "lower num_samples"
+    )
+    assert_user_error(gen(tmp_path, ckpt, "length=100000000000"), "length=100000000000", "lower length")
+    assert_user_error(
+        train(tmp_path, tiny_corpus, "model.hidden_size=10000000"),
+        "model.hidden_size=10000000",
+        "lower model.hidden_size",
+    )
+    assert not (tmp_path / "run" / "checkpoints").exists()  # refused before training
+
+
+@pytest.mark.skipif(CUDAAccelerator.is_available(), reason="this machine has a GPU")
+def test_accelerators_that_are_not_there_are_refused_with_what_is(tmp_path, tiny_corpus):
+    assert_user_error(gen(tmp_path, "device=cuda"), "device=cuda", "no CUDA GPU", "use device=cpu")
+    gpu = train(tmp_path, tiny_corpus, "trainer=gpu", "trainer.accelerator=gpu")
+    assert_user_error(gpu, "trainer.accelerator=gpu", "no CUDA GPU", f"{os.cpu_count()} CPU cores", "use trainer=cpu")
+    many = os.cpu_count() + 6
+    assert_user_error(
+        train(tmp_path, tiny_corpus, f"trainer.devices={many}"),
+        f"trainer.devices={many} asks for {many} CPU processes",
+        f"use trainer.devices={os.cpu_count()} or fewer",
+    )
+
+
+def test_data_text_without_a_path_is_refused_not_trained_on_jaychou(tmp_path):
+    data, run = tmp_path / "data", tmp_path / "run"
+    result = run_script("train", "data=text", f"paths.data_dir={data}", f"hydra.run.dir={run}")
+    assert_user_error(result, "data.path is required", "data.path=")
+    assert not data.exists() and not (run / "checkpoints").exists()  # no corpus downloaded or read, no run
+
+
+def test_degenerate_set_ups_are_refused_with_the_numbers(tmp_path, tiny_corpus):
+    assert_user_error(
+        train(tmp_path, tiny_corpus, "data.min_freq=100000"), "leaves a vocabulary of 0 words", "lower data.min_freq"
+    )
+    assert_user_error(
+        train(tmp_path, tiny_corpus, "data.batch_size=50"),
+        "less than one batch (data.batch_size 50 x data.seq_len 32 = 1,600 tokens)",
+    )
+    unseen = tmp_path / "unseen.txt"  # the validation block is words the training block never has
+    lines = TINY_LINES * 35 + [f"从未见过的词语 完全陌生{i}" for i in range(40)] + TINY_LINES * 5  # 70/20/10%
+    unseen.write_text("\n".join(lines), encoding="utf-8")
+    assert_user_error(train(tmp_path, unseen, "data.val_fraction=0.2"), "of the validation split", "are <unk>")
+
+
+def test_resuming_another_model_lists_the_differences(tmp_path, tiny_corpus, trained_run):
+    result = train(tmp_path, tiny_corpus, f"ckpt_path={best_checkpoint(trained_run)}", "model=gru", "model.emb_dim=16")
+    assert_user_error(
+        result,
+        "holds another model",
+        "model.cell=rnn in the checkpoint, gru here",
+        "model.emb_dim=32 in the checkpoint, 16 here",
+    )

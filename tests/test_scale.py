@@ -5,9 +5,10 @@ import statistics
 
 import lightning as L
 import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lyricgen.data.datamodule import LyricsDataModule
 from lyricgen.model import LyricsLM
 from tests.conftest import run_script, tiny_overrides
 
@@ -15,8 +16,9 @@ from tests.conftest import run_script, tiny_overrides
 @pytest.mark.slow
 def test_multirun_trains_each_cell_in_its_own_directory(tmp_path, tiny_corpus):
     sweep = tmp_path / "sweep"
-    result = run_script("train", "-m", "model=rnn,gru,lstm", *tiny_overrides(tiny_corpus, tmp_path),
-                        f"hydra.sweep.dir={sweep}")
+    result = run_script(
+        "train", "-m", "model=rnn,gru,lstm", *tiny_overrides(tiny_corpus, tmp_path), f"hydra.sweep.dir={sweep}"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = sorted(p.parent for p in sweep.glob("*/results.json"))
     assert [json.loads((r / "results.json").read_text())["model"] for r in runs] == ["rnn", "gru", "lstm"]
@@ -38,8 +40,14 @@ def test_multirun_trains_each_cell_in_its_own_directory(tmp_path, tiny_corpus):
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes(tmp_path, tiny_corpus):
     run_dir = tmp_path / "run"
-    result = run_script("train", *tiny_overrides(tiny_corpus, tmp_path, "trainer.max_epochs=3"),
-                        "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", f"hydra.run.dir={run_dir}")
+    result = run_script(
+        "train",
+        *tiny_overrides(tiny_corpus, tmp_path, "trainer.max_epochs=3"),
+        "trainer=ddp",
+        "trainer.devices=2",
+        "trainer.accelerator=cpu",
+        f"hydra.run.dir={run_dir}",
+    )
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-3000:]
     # rank zero writes alone (fit, test and the HParams summary may each open a file: one process id)
@@ -51,9 +59,11 @@ def test_ddp_on_two_cpu_processes(tmp_path, tiny_corpus):
     assert "read from cache" in logs["train_ddp_process_1.log"]
     logged = json.loads((run_dir / "results.json").read_text())
     # val/ppl was reduced over both ranks: it equals the perplexity of the whole split in one process
-    dm = LyricsDataModule(str(tiny_corpus), seq_len=32, batch_size=2, val_fraction=0.2, cache_dir=str(tmp_path / "data" / "cache"))
+    dm = instantiate(OmegaConf.load(run_dir / ".hydra" / "config.yaml").data)  # the run's own data settings
     model = LyricsLM.load_from_checkpoint(logged["best_ckpt"], map_location="cpu")
     dm.vocab = model.vocab
-    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
     (scores,) = trainer.validate(model, datamodule=dm, verbose=False)
     assert scores["val/ppl"] == pytest.approx(logged["best_val_ppl"], rel=1e-4)

@@ -4,7 +4,13 @@ import logging
 import pytest
 
 from lyricgen.data.tokenizer import (
-    NEWLINE, SPACE, CharTokenizer, JiebaTokenizer, WordsTokenizer, from_settings, tokenize_songs,
+    NEWLINE,
+    SPACE,
+    CharTokenizer,
+    JiebaTokenizer,
+    WordsTokenizer,
+    from_settings,
+    tokenize_songs,
 )
 from lyricgen.errors import LyricgenError
 
@@ -111,7 +117,9 @@ def test_settings_of_old_checkpoints_mean_jieba():
 
 def test_cache_key_changes_with_the_tokenizer(tmp_path):
     songs = [["Once upon a time, 星星"]]
-    results = [tokenize_songs(songs, tok, "abc", tmp_path) for tok in (JiebaTokenizer(), CharTokenizer(), WordsTokenizer())]
+    results = [
+        tokenize_songs(songs, tok, "abc", tmp_path) for tok in (JiebaTokenizer(), CharTokenizer(), WordsTokenizer())
+    ]
     assert len(list(tmp_path.glob("tokens-*.json"))) == 3
     assert results[1][0][0][:4] == ["O", "n", "c", "e"] and results[2][0][0][:2] == ["Once", "upon"]
     assert tokenize_songs(songs, CharTokenizer(), "abc", tmp_path) == results[1]  # read back, not mixed up

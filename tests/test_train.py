@@ -1,17 +1,21 @@
-"""End to end through the real Hydra entry point, on the tiny corpus."""
+"""End to end through the real training function `train(cfg)` with the composed config, on the tiny corpus
+(subprocess runs of the script, for exit codes, messages and Ctrl-C, are in test_reliability.py)."""
 
 import json
+import logging
 import math
 from pathlib import Path
 
 import pytest
 import torch
+from hydra.utils import instantiate
+from lightning.pytorch.accelerators import CPUAccelerator, CUDAAccelerator
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from lyricgen.data.ngrams import NgramIndex
 from lyricgen.data.vocab import Vocab
-from tests.conftest import run_script, tiny_overrides
+from tests.conftest import compose_train, tiny_overrides, train_in_process
 
 
 def scalars(run_dir: Path) -> EventAccumulator:
@@ -25,11 +29,11 @@ def hparams_plugin_data(acc: EventAccumulator, tag: str) -> plugin_data_pb2.HPar
     return plugin_data_pb2.HParamsPluginData.FromString(acc.SummaryMetadata(tag).plugin_data.content)
 
 
-def test_training_drops_the_loss_and_writes_a_checkpoint_with_vocabulary(tmp_path, tiny_corpus):
+def test_training_drops_the_loss_and_writes_a_checkpoint_with_vocabulary(tmp_path, tiny_corpus, caplog):
     run_dir = tmp_path / "run"
-    result = run_script("train", *tiny_overrides(tiny_corpus, tmp_path), f"hydra.run.dir={run_dir}")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Best checkpoint:" in result.stdout + result.stderr
+    with caplog.at_level(logging.INFO, logger="lyricgen"):
+        returned = train_in_process(tiny_overrides(tiny_corpus, tmp_path), run_dir)
+    assert f"Best checkpoint: {returned['best_ckpt']}" in caplog.text
 
     events = scalars(run_dir)
     train_loss = [e.value for e in events.Scalars("train/loss")]
@@ -53,19 +57,22 @@ def test_training_drops_the_loss_and_writes_a_checkpoint_with_vocabulary(tmp_pat
 
     # protocol v2: the test split is scored once, with the best-by-val checkpoint, and reported
     results = json.loads((run_dir / "results.json").read_text())
+    assert results == returned  # what train() returns is what it wrote
     for key in ("test_loss", "test_ppl", "test_bpc", "best_val_bpc", "unk_share_test", "unk_share_val"):
         assert key in results, key
     assert results["test_ppl"] == pytest.approx(math.exp(results["test_loss"]), rel=1e-4)
     assert 0 < results["test_bpc"] < results["test_loss"] / math.log(2)  # every token is at least one character
     assert [e.value for e in events.Scalars("test/ppl")] == [pytest.approx(results["test_ppl"], rel=1e-5)]
     assert "test/bpc" in events.Tags()["scalars"] and "val/bpc" in events.Tags()["scalars"]
-    assert "Test (best checkpoint): ppl" in result.stdout + result.stderr
+    assert "Test (best checkpoint): ppl" in caplog.text
     # the continuous cache: settings from the grid of conf/cache/default.yaml, chosen on val, test scored once
     assert results["cache_window"] in (0, 100, 200, 400, 800) and 0 <= results["cache_lambda"] <= 0.8
     assert results["test_ppl_cache"] == pytest.approx(math.exp(results["test_loss_cache"]), rel=1e-6)
-    assert results["test_ppl_stream"] == pytest.approx(results["test_ppl"], rel=0.25)  # the same weights, read as one stream
+    assert results["test_ppl_stream"] == pytest.approx(
+        results["test_ppl"], rel=0.25
+    )  # the same weights, read as one stream
     assert results["val_ppl_cache"] <= results["val_ppl_stream"] * (1 + 1e-6)  # tuned there: never worse on val
-    assert "Test with the continuous cache" in result.stdout + result.stderr
+    assert "Test with the continuous cache" in caplog.text
 
 
 def test_hparams_summary_carries_the_run_figures(trained_run):
@@ -73,7 +80,14 @@ def test_hparams_summary_carries_the_run_figures(trained_run):
     results = json.loads((trained_run / "results.json").read_text())
     experiment = hparams_plugin_data(acc, "_hparams_/experiment").experiment
     metric_tags = {m.name.tag for m in experiment.metric_infos}
-    assert {"hp/best_val_ppl", "hp/test_ppl", "hp/test_bpc", "hp/test_ppl_cache", "hp/novelty", "hp/distinct_2"} <= metric_tags
+    assert {
+        "hp/best_val_ppl",
+        "hp/test_ppl",
+        "hp/test_bpc",
+        "hp/test_ppl_cache",
+        "hp/novelty",
+        "hp/distinct_2",
+    } <= metric_tags
     start = hparams_plugin_data(acc, "_hparams_/session_start_info").session_start_info
     assert start.hparams["model/cell"].string_value == "rnn"
     assert start.hparams["data/seq_len"].number_value == 32 and "seed" in start.hparams
@@ -83,10 +97,21 @@ def test_hparams_summary_carries_the_run_figures(trained_run):
     assert (trained_run / "tensorboard").iterdir().__next__().name.startswith("rnn_")  # a name in the run list
 
 
-@pytest.mark.parametrize("trainer", ["default", "cpu"])
-def test_fast_dev_run_per_trainer_config(tmp_path, tiny_corpus, trainer):
-    result = run_script(
-        "train", *tiny_overrides(tiny_corpus, tmp_path), f"trainer={trainer}", "trainer.accelerator=cpu",
-        "+trainer.fast_dev_run=true", f"hydra.run.dir={tmp_path / 'run'}",
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+GPU = CUDAAccelerator.is_available()
+
+
+@pytest.mark.parametrize(
+    "trainer, accelerator",
+    [
+        ("default", CUDAAccelerator if GPU else CPUAccelerator),  # accelerator: auto takes a GPU if there is one
+        ("cpu", CPUAccelerator),
+        pytest.param("gpu", CUDAAccelerator, marks=pytest.mark.skipif(not GPU, reason="no CUDA GPU here")),
+    ],
+)
+def test_fast_dev_run_per_trainer_config(tmp_path, tiny_corpus, trainer, accelerator):
+    overrides = [o for o in tiny_overrides(tiny_corpus, tmp_path) if not o.startswith("trainer.accelerator")]
+    cfg = compose_train([*overrides, f"trainer={trainer}", "+trainer.fast_dev_run=true"], tmp_path / "run")
+    built = instantiate(cfg.trainer, logger=False)  # what train() builds from this trainer config
+    assert type(built.accelerator) is accelerator and built.num_devices == 1
+    result = train_in_process([*overrides, f"trainer={trainer}", "+trainer.fast_dev_run=true"], tmp_path / "run")
+    assert result["global_step"] == 1 and math.isfinite(result["test_ppl"])  # one batch of each stage ran

@@ -2,8 +2,8 @@
 Shakespeare downloaded with its checksum (from a local server)."""
 
 import hashlib
-import json
 import http.server
+import json
 import shutil
 import threading
 from collections import Counter
@@ -34,14 +34,19 @@ def train_and_generate(tmp_path: Path, lines: list[str], train: list[str], gener
 
 
 def test_char_model_continues_a_learnt_english_line(tmp_path):
-    text = train_and_generate(tmp_path, ENGLISH, ["tokenizer=char", "data.seq_len=64", "trainer.max_epochs=6"],
-                              ["start_word=Once upon", "lines=2"])
+    text = train_and_generate(
+        tmp_path,
+        ENGLISH,
+        ["tokenizer=char", "data.seq_len=64", "trainer.max_epochs=6"],
+        ["start_word=Once upon", "lines=2"],
+    )
     assert text.splitlines()[:2] == ENGLISH[:2]
 
 
 def test_words_model_writes_readable_english(tmp_path):
-    text = train_and_generate(tmp_path, ENGLISH, ["tokenizer=words", "data.min_freq=1"],
-                              ["start_word=He lived", "lines=2"])
+    text = train_and_generate(
+        tmp_path, ENGLISH, ["tokenizer=words", "data.min_freq=1"], ["start_word=He lived", "lines=2"]
+    )
     assert text.splitlines()[:2] == [ENGLISH[1], ENGLISH[2]]  # "sea!" and "go--'tis", spaced as written
 
 
@@ -49,7 +54,9 @@ def test_window_of_ten_characters_toy(tmp_path):
     # tutorial 1: a character SimpleRNN trained on windows of 10 characters, argmax generation
     line = "the quick brown fox jumps over the lazy dog"
     text = train_and_generate(
-        tmp_path, [line], ["tokenizer=char", "model=rnn", "data.seq_len=10", "data.min_freq=1", "trainer.max_epochs=8"],
+        tmp_path,
+        [line],
+        ["tokenizer=char", "model=rnn", "data.seq_len=10", "data.min_freq=1", "trainer.max_epochs=8"],
         [f"start_word={line[:10]}", "lines=3", "length=200"],
     )
     assert text.splitlines()[:3] == [line] * 3
@@ -57,8 +64,12 @@ def test_window_of_ten_characters_toy(tmp_path):
 
 def test_abcde_toy_reaches_full_accuracy(tmp_path):
     # tutorial 2: a SimpleRNN that learns to continue "abcde", with accuracy and loss curves
-    text = train_and_generate(tmp_path, ["abcde"], ["tokenizer=char", "model=rnn", "data.min_freq=1", "data.seq_len=8"],
-                              ["start_word=a", "lines=4"])
+    text = train_and_generate(
+        tmp_path,
+        ["abcde"],
+        ["tokenizer=char", "model=rnn", "data.min_freq=1", "data.seq_len=8"],
+        ["start_word=a", "lines=4"],
+    )
     assert text.splitlines()[:4] == ["abcde"] * 4
     (version,) = (tmp_path / "run" / "tensorboard").iterdir()
     acc = EventAccumulator(str(version))
@@ -79,15 +90,19 @@ def shakespeare_server(tmp_path):
     root = tmp_path / "www"
     root.mkdir()
     shutil.copy(source, root / "input.txt")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(http.server.SimpleHTTPRequestHandler, directory=str(root)))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}/input.txt"
     server.shutdown()
 
 
 def test_shakespeare_is_downloaded_once_and_checked(tmp_path, shakespeare_server):
-    cfg = compose_train(["data=shakespeare", "tokenizer=char", f"paths.data_dir={tmp_path / 'data'}",
-                         f"data.url={shakespeare_server}"], tmp_path)
+    cfg = compose_train(
+        ["data=shakespeare", "tokenizer=char", f"paths.data_dir={tmp_path / 'data'}", f"data.url={shakespeare_server}"],
+        tmp_path,
+    )
     assert cfg.data.sha256 == "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"  # the published file
     dm = instantiate(cfg.data)
     dm.prepare_data()
@@ -103,8 +118,17 @@ def test_shakespeare_is_downloaded_once_and_checked(tmp_path, shakespeare_server
 
 def test_tutorials_table_is_read_from_the_runs(tmp_path, tiny_corpus):
     out = tmp_path / "runs"
-    result = run_script("tutorials", "--experiments", "d2l_jaychou", "--max-minutes", "5", "--out", str(out), "--",
-                        *tiny_overrides(tiny_corpus, tmp_path, "trainer.max_epochs=2"))
+    result = run_script(
+        "tutorials",
+        "--experiments",
+        "d2l_jaychou",
+        "--max-minutes",
+        "5",
+        "--out",
+        str(out),
+        "--",
+        *tiny_overrides(tiny_corpus, tmp_path, "trainer.max_epochs=2"),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((out / "d2l_jaychou" / "results.json").read_text())
     (row,) = [line for line in result.stdout.splitlines() if "`d2l_jaychou`" in line]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -13,8 +15,12 @@ from lyricgen.data.source import ensure_file, read_songs
 from lyricgen.data.tokenizer import NEWLINE, JiebaTokenizer, Tokenizer, tokenize_songs
 from lyricgen.data.vocab import Vocab
 from lyricgen.errors import LyricgenError
+from lyricgen.schema import check, option
 
 log = logging.getLogger(__name__)
+
+MIN_WORDS = 10  # a vocabulary smaller than this (besides <unk>) is a degenerate set-up, refused
+MAX_UNK_SHARE = 0.5  # so is a validation split with more than this share of <unk> tokens
 
 
 def _take_from_end(songs: list[list[list[str]]], fraction: float, total: int) -> tuple[list, list]:
@@ -52,6 +58,27 @@ def split_songs(
 def stream(songs: list[list[list[str]]]) -> list[str]:
     """Flatten songs of tokenised lines into one token stream, a newline token after each line."""
     return [tok for song in songs for line in song for tok in (*line, NEWLINE)]
+
+
+@dataclass
+class DataOptions:
+    """The options of `LyricsDataModule` (the `data` config group), with their types and ranges."""
+
+    path: str | Path = option(example="my_lyrics.txt")
+    url: str | None = option(None)
+    sha256: str | None = option(None)
+    member: str | None = option(None)
+    encoding: str = option("utf-8", example="gbk")
+    cache_dir: str | Path | None = option(None)
+    seq_len: int = option(35, ge=1)
+    batch_size: int = option(32, ge=1)
+    val_fraction: float = option(0.1, gt=0, lt=1)
+    test_fraction: float = option(0.1, ge=0, lt=1)
+    min_freq: int = option(2, ge=1)
+    num_workers: int = option(0, ge=0)
+    stateful: bool = option(False)
+    blank_lines: bool = option(False)
+    hmm: bool = option(True)
 
 
 class LyricsDataModule(L.LightningDataModule):
@@ -93,20 +120,13 @@ class LyricsDataModule(L.LightningDataModule):
         hmm: bool = True,
     ) -> None:
         super().__init__()
-        checks = [
-            (seq_len >= 1, f"data.seq_len must be at least 1, got {seq_len}"),
-            (batch_size >= 1, f"data.batch_size must be at least 1, got {batch_size}"),
-            (min_freq >= 1, f"data.min_freq must be at least 1, got {min_freq}"),
-            (0 < val_fraction < 1, f"data.val_fraction must be between 0 and 1 (exclusive), got {val_fraction}"),
-            (0 <= test_fraction < 1, f"data.test_fraction must be in [0, 1), got {test_fraction}"),
-            (val_fraction + test_fraction < 1,
-             f"data.val_fraction + data.test_fraction must be below 1 to leave lines for training, "
-             f"got {val_fraction} + {test_fraction}"),
-            (num_workers >= 0, f"data.num_workers must be 0 or more, got {num_workers}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise LyricgenError(message)
+        options = {k: v for k, v in locals().items() if k in DataOptions.__dataclass_fields__}
+        check(options, DataOptions, "data.")  # each option's type and range
+        if val_fraction + test_fraction >= 1:
+            raise LyricgenError(
+                f"data.val_fraction + data.test_fraction must be below 1 to leave lines for training, "
+                f"got {val_fraction} + {test_fraction}; e.g. data.val_fraction=0.1 data.test_fraction=0.1"
+            )
         self.path, self.url, self.sha256, self.member = path, url, sha256, member
         self.encoding, self.cache_dir = encoding, cache_dir
         self.seq_len, self.batch_size, self.val_fraction = seq_len, batch_size, val_fraction
@@ -148,7 +168,19 @@ class LyricsDataModule(L.LightningDataModule):
                 f"({', '.join(f'{n} for {name}' for name, n in sizes.items())}), but each split "
                 f"needs at least data.seq_len + 1 = {need}; give more text or lower data.seq_len"
             )
+        if len(self.train_tokens) < self.batch_size * self.seq_len + 1:
+            raise LyricgenError(
+                f"the training split of {self.path} has {len(self.train_tokens):,} tokens, less than one batch "
+                f"(data.batch_size {self.batch_size} x data.seq_len {self.seq_len} = "
+                f"{self.batch_size * self.seq_len:,} tokens); give more text or lower data.batch_size or data.seq_len"
+            )
         built = Vocab.build(self.train_tokens, self.min_freq)
+        if self.vocab is None and len(built) - 1 < MIN_WORDS:
+            raise LyricgenError(
+                f"data.min_freq={self.min_freq} leaves a vocabulary of {len(built) - 1} words besides <unk> "
+                f"(from {len(self.train_tokens):,} training tokens of {self.path}); a model needs at least "
+                f"{MIN_WORDS}: lower data.min_freq (e.g. data.min_freq=2) or give more text"
+            )
         if self.vocab is not None and self.vocab != built:  # a vocabulary given from a checkpoint
             raise LyricgenError(
                 f"the vocabulary of the checkpoint ({len(self.vocab)} words) does not match this data "
@@ -165,6 +197,12 @@ class LyricsDataModule(L.LightningDataModule):
                 # the first token is never a target: the figures are over tokens[1:]
                 self.chars_per_token[stage] = self.tokenizer.text_length(tokens[1:]) / (len(tokens) - 1)
                 self.unk_share[stage] = float((ids[1:] == unk).float().mean())
+        if self.unk_share.get("val", 0.0) > MAX_UNK_SHARE:
+            raise LyricgenError(
+                f"{self.unk_share['val']:.0%} of the validation split's {len(self.val_tokens) - 1:,} tokens are <unk> "
+                f"(words the training split has fewer than data.min_freq={self.min_freq} times), above "
+                f"{MAX_UNK_SHARE:.0%}: its perplexity would measure nothing; lower data.min_freq or give more text"
+            )
         log.info(
             "Corpus: %d training, %d validation, %d test tokens, vocabulary of %d (min_freq=%d), <unk> share "
             "val %.3f test %.3f",

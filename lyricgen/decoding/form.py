@@ -22,7 +22,8 @@ its mean log-likelihood. Keeping the likeliest candidate alone (lowest mean NLL)
 collapses onto frequent words (distinct-2 0.36 against 0.69 unconstrained); the weight alone keeps free
 sampling's perplexity and variety; together they read a little better than free sampling with nearly its
 variety (README, "Lyrics with form"). The first line of a rhyme group also picks the group's class, and a
-group's later lines end on other words than its earlier ones when the class has enough words. Before decoding, `FormPlan` checks that every line can
+group's later lines end on other words than its earlier ones when the class has enough words. Before decoding,
+`FormPlan` checks that every line can
 be written at all and refuses, naming the line and the constraint, when it cannot; a line that still
 fails (every candidate blocked, e.g. by `no_copy`) is retried, then refused the same way.
 """
@@ -116,7 +117,9 @@ class FormPlan:
         self.letters = letters
         acro = opts.acrostic or ""
         if len(acro) > n_lines:
-            raise LyricgenError(f"acrostic {acro!r} has {len(acro)} characters but lines={n_lines}; give lines={len(acro)} or more")
+            raise LyricgenError(
+                f"acrostic {acro!r} has {len(acro)} characters but lines={n_lines}; give lines={len(acro)} or more"
+            )
         self.prompt_chars = sum(int(tables.chars[t]) for t in prompt_line)
         self.lines: list[LineSpec] = []
         for i in range(n_lines):
@@ -200,7 +203,10 @@ class FormPlan:
             word = opts.rhyme_with
             name = rhyme_class(word, t.rule)
             if name is None:
-                raise LyricgenError(f"rhyme_with {word!r} does not end in a Chinese character with a rhyme class; give a word such as 光")
+                raise LyricgenError(
+                    f"rhyme_with {word!r} does not end in a Chinese character with a rhyme class; "
+                    "give a word such as 光"
+                )
             fixed = t.names.index(name)
         groups = []
         for g, letter in enumerate(self.letters):
@@ -278,8 +284,15 @@ def _assign(target, index: torch.Tensor, source, source_rows: torch.Tensor):
 class FormDecoder:
     """Decodes `num_samples` lyrics line by line under a `FormPlan`."""
 
-    def __init__(self, net: RNNLM, vocab: Vocab, tables: WordTables, opts: DecodingOptions,
-                 ngrams: NgramIndex | None, generator: torch.Generator | None) -> None:
+    def __init__(
+        self,
+        net: RNNLM,
+        vocab: Vocab,
+        tables: WordTables,
+        opts: DecodingOptions,
+        ngrams: NgramIndex | None,
+        generator: torch.Generator | None,
+    ) -> None:
         self.net, self.vocab, self.t, self.opts = net, vocab, tables, opts
         self.ngrams, self.generator = ngrams, generator
         self.device = next(net.parameters()).device
@@ -290,7 +303,9 @@ class FormDecoder:
                 "with this version of lyricgen (python scripts/train.py ...), or generate without no_copy"
             )
         if self.n and self.n > ngrams.max_n:
-            raise LyricgenError(f"no_copy must be between 2 and {ngrams.max_n} for this checkpoint (its n-gram index), got {self.n}")
+            raise LyricgenError(
+                f"no_copy must be between 2 and {ngrams.max_n} for this checkpoint (its n-gram index), got {self.n}"
+            )
 
     @torch.inference_mode()
     def decode(self, prompt_ids: list[int]) -> list[list[int]]:
@@ -318,8 +333,9 @@ class FormDecoder:
                 fresh = None  # after a failed try, the ending may repeat an earlier one
                 if spec.group is not None and attempt == 0:
                     fresh = ended_on[todo, spec.group] & self.t.rich[None, :]
-                lines, rows_hidden, rows_logits, rows_cls, ok = self._line(plan, i, spec, start, todo, hidden, logits,
-                                                                           group_cls, seen, fresh)
+                lines, rows_hidden, rows_logits, rows_cls, ok = self._line(
+                    plan, i, spec, start, todo, hidden, logits, group_cls, seen, fresh
+                )
                 done = todo[ok]
                 if len(done):
                     _assign(hidden, done, rows_hidden, ok.nonzero().squeeze(1))
@@ -346,8 +362,19 @@ class FormDecoder:
         self.net.train(was_training)
         return out
 
-    def _line(self, plan: FormPlan, i: int, spec: LineSpec, start: list[int], samples: torch.Tensor, hidden,
-              logits: torch.Tensor, group_cls: torch.Tensor, seen: torch.Tensor, fresh: torch.Tensor | None):
+    def _line(
+        self,
+        plan: FormPlan,
+        i: int,
+        spec: LineSpec,
+        start: list[int],
+        samples: torch.Tensor,
+        hidden,
+        logits: torch.Tensor,
+        group_cls: torch.Tensor,
+        seen: torch.Tensor,
+        fresh: torch.Tensor | None,
+    ):
         """Decode line i for each sample in `samples`, as `best_of` candidates, and keep each sample's best.
 
         A sample's line starts as one row and branches into `best_of` candidate rows at the first step
@@ -366,7 +393,7 @@ class FormDecoder:
         ctx = torch.full((R, ctx_len), -1, dtype=torch.long, device=dev)
         if words:
             tail = words[-ctx_len:]
-            ctx[:, ctx_len - len(tail):] = torch.tensor(tail, device=dev)
+            ctx[:, ctx_len - len(tail) :] = torch.tensor(tail, device=dev)
         # allowed end classes per row: the group's class once set, else every class the group can take
         if spec.group is None:
             cls_ok = torch.ones(R, t.none + 1, dtype=torch.bool, device=dev)
@@ -397,7 +424,9 @@ class FormDecoder:
             "u": torch.full((R,), sum(int(t.chars[w]) for w in words), dtype=torch.long, device=dev),
             "last_cls": torch.full((R,), t.class_of(words[-1]) if words else t.none, dtype=torch.long, device=dev),
             "prev_space": torch.zeros(R, dtype=torch.bool, device=dev),
-            "ctx": ctx, "cls_ok": cls_ok, "m_row": m_row,
+            "ctx": ctx,
+            "cls_ok": cls_ok,
+            "m_row": m_row,
             "kw_left": ~seen[samples][:, kw] if len(kw) else torch.zeros(R, 0, dtype=torch.bool, device=dev),
             "log_mass": torch.zeros(R, device=dev),
             "logp": torch.zeros(R, device=dev),
@@ -419,8 +448,22 @@ class FormDecoder:
             if not bool(active.any()):
                 break
             kw_need = (st["kw_left"] * kw_len).sum(dim=1) if len(kw) else None
-            allowed = self._allowed(spec, st["u"], st["last_cls"], st["prev_space"], st["cls_ok"], st["m_row"], kw,
-                                    st["kw_left"], kw_need, starts, st["ctx"], table, st["no_end"], st["last_word"])
+            allowed = self._allowed(
+                spec,
+                st["u"],
+                st["last_cls"],
+                st["prev_space"],
+                st["cls_ok"],
+                st["m_row"],
+                kw,
+                st["kw_left"],
+                kw_need,
+                starts,
+                st["ctx"],
+                table,
+                st["no_end"],
+                st["last_word"],
+            )
             stuck = ~allowed.any(dim=1)
             if bool(stuck.any()):
                 st["dead"] |= active & stuck
@@ -506,7 +549,7 @@ class FormDecoder:
                 ends = not bool(no_end[0, last_word])
             row[t.newline] = ends
             if self.n and len(ctx) >= self.n - 1:
-                blocked = self.ngrams.followers(ctx[len(ctx) - (self.n - 1):])
+                blocked = self.ngrams.followers(ctx[len(ctx) - (self.n - 1) :])
                 if len(blocked):
                     row[torch.from_numpy(np.asarray(blocked)).to(row.device)] = False
             if not bool(row.any()):
@@ -539,14 +582,15 @@ class FormDecoder:
         st["finished"][0], st["dead"][0] = finished, dead
         st["logits"] = logits
         if self.n:
-            tail = ctx[len(ctx) - min(len(ctx), st["ctx"].size(1)):]
+            tail = ctx[len(ctx) - min(len(ctx), st["ctx"].size(1)) :]
             st["ctx"][0] = -1
             if tail:
-                st["ctx"][0, st["ctx"].size(1) - len(tail):] = torch.tensor(tail)
+                st["ctx"][0, st["ctx"].size(1) - len(tail) :] = torch.tensor(tail)
         return n, branch_now, h, final_h
 
-    def _word_table(self, spec: LineSpec, cls_ok: torch.Tensor, m_row: torch.Tensor, starts,
-                    no_end: torch.Tensor | None) -> torch.Tensor:
+    def _word_table(
+        self, spec: LineSpec, cls_ok: torch.Tensor, m_row: torch.Tensor, starts, no_end: torch.Tensor | None
+    ) -> torch.Tensor:
         """For a line without keywords: which words may follow `u` characters, for every u in 0..hi and
         every row pattern of `cls_ok` (rows x (hi + 1) x vocab), so that a step is one lookup."""
         t = self.t
@@ -563,8 +607,23 @@ class FormDecoder:
             table[:, 0] &= starts
         return table
 
-    def _allowed(self, spec: LineSpec, u, last_cls, prev_space, cls_ok, m_row, kw, kw_left, kw_need, starts, ctx,
-                 table=None, no_end=None, last_word=None):
+    def _allowed(
+        self,
+        spec: LineSpec,
+        u,
+        last_cls,
+        prev_space,
+        cls_ok,
+        m_row,
+        kw,
+        kw_left,
+        kw_need,
+        starts,
+        ctx,
+        table=None,
+        no_end=None,
+        last_word=None,
+    ):
         """Which words each row may write next without breaking a constraint now or later (rows x vocab)."""
         t = self.t
         if table is not None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 from lyricgen.decoding.rhyme import RHYME_RULES
 from lyricgen.errors import LyricgenError
+from lyricgen.schema import check, field_values, option
 
 STRATEGIES = ("sample", "greedy")
 
@@ -27,27 +28,27 @@ class DecodingOptions:
     scheme's or the line_chars list's length, else 4) and `length` does not apply.
     """
 
-    strategy: str = "sample"
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    repetition_penalty: float = 1.0
-    length: int | None = 100
-    lines: int | None = None
-    num_samples: int = 1
-    max_length: int = 2000  # a cap for `lines` alone, so that a model that never ends a line stops
-    rhyme: str | None = None
-    rhyme_rule: str = "shisan"
-    rhyme_with: str | None = None
-    line_chars: int | list[int] | None = None
-    acrostic: str | None = None
-    keywords: list[str] = field(default_factory=list)
-    no_copy: int = 0
-    best_of: int = 6
-    max_line_chars: int = 20
+    strategy: str = option("sample", choices=STRATEGIES)
+    temperature: float = option(1.0, gt=0)
+    top_k: int = option(0, ge=0, note="0: all words")
+    top_p: float = option(1.0, gt=0, le=1)
+    repetition_penalty: float = option(1.0, ge=1, note="1: off")
+    length: int | None = option(100, ge=0, note="new words; null: no limit but lines")
+    lines: int | None = option(None, ge=1)
+    num_samples: int = option(1, ge=1)
+    max_length: int = option(2000, ge=1)  # a cap for `lines` alone, so that a model that never ends a line stops
+    rhyme: str | None = option(None, note="a scheme of letters A-Z, one a line", example="AABB")
+    rhyme_rule: str = option("shisan", choices=RHYME_RULES)
+    rhyme_with: str | None = option(None, example="光")
+    line_chars: int | list[int] | None = option(None, ge=1, le=200, example=7)
+    acrostic: str | None = option(None, example="天青色等烟雨")
+    keywords: list[str | int | float] | str = option(default_factory=list)
+    no_copy: int = option(0, ge=0, note="0: off, else a run length n >= 2", example=4)
+    best_of: int = option(6, ge=1)
+    max_line_chars: int = option(20, ge=1, le=200)
 
     @classmethod
-    def from_mapping(cls, values: Mapping) -> "DecodingOptions":
+    def from_mapping(cls, values: Mapping) -> DecodingOptions:
         """The options found among `values` (e.g. a script's config); other keys are ignored."""
         return cls(**{f.name: _plain(values[f.name]) for f in fields(cls) if f.name in values})
 
@@ -76,32 +77,32 @@ class DecodingOptions:
         words = [self.keywords] if isinstance(self.keywords, str) else list(self.keywords)
         return [str(w) for w in words if str(w)]
 
-    def check(self) -> "DecodingOptions":
-        """Raise LyricgenError, with the fix, for the first value out of range."""
-        chars = self.line_chars_list()
+    def check(self, prefix: str = "") -> DecodingOptions:
+        """Raise LyricgenError, with the fix, for the first value of the wrong type or out of range (named
+        `prefix` + option, e.g. `callbacks.sample_lyrics.decoding.top_p`) and for options that contradict."""
+        check(field_values(self), DecodingOptions, prefix)  # each option's type and range (lyricgen.schema)
+        rhyme = self.rhyme or ""
         checks = [
-            (self.strategy in STRATEGIES, f"strategy must be 'sample' or 'greedy', got {self.strategy!r}"),
-            (self.temperature > 0, f"temperature must be > 0, got {self.temperature}"),
-            (self.top_k >= 0, f"top_k must be >= 0 (0 turns it off), got {self.top_k}"),
-            (0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}"),
-            (self.repetition_penalty >= 1, f"repetition_penalty must be >= 1 (1 turns it off), got {self.repetition_penalty}"),
-            (self.length is None or self.length >= 0, f"length must be >= 0, got {self.length}"),
-            (self.lines is None or self.lines >= 1, f"lines must be >= 1, got {self.lines}"),
             (self.length is not None or self.lines is not None or self.form, "give length or lines (or both)"),
-            (self.num_samples >= 1, f"num_samples must be >= 1, got {self.num_samples}"),
-            (not self.rhyme or re.fullmatch(r"[A-Z]+", self.rhyme) is not None,
-             f"rhyme must be a scheme of letters A-Z, one per line (e.g. AABB, ABAB, XAXA; X is free), got {self.rhyme!r}"),
-            (self.rhyme_rule in RHYME_RULES, f"rhyme_rule must be one of {', '.join(RHYME_RULES)}, got {self.rhyme_rule!r}"),
-            (not self.rhyme_with or "A" in (self.rhyme or ""),
-             f"rhyme_with sets the class of the A lines; give a scheme with A in it, e.g. rhyme=AABB (got rhyme={self.rhyme!r})"),
-            (all(isinstance(c, int) and c >= 1 for c in chars),
-             f"line_chars must be an integer >= 1 or a list of them, e.g. line_chars=7 or line_chars=[5,7,5,7], got {self.line_chars!r}"),
-            (all(c <= 200 for c in chars), f"line_chars must be at most 200, got {self.line_chars!r}"),
-            (self.acrostic is None or self.acrostic == "" or not any(ch.isspace() for ch in self.acrostic),
-             f"acrostic must be characters without spaces (one per line), got {self.acrostic!r}"),
-            (self.no_copy == 0 or self.no_copy >= 2, f"no_copy must be 0 (off) or a run length n >= 2, got {self.no_copy}"),
-            (self.best_of >= 1, f"best_of must be >= 1, got {self.best_of}"),
-            (self.max_line_chars >= 1, f"max_line_chars must be >= 1, got {self.max_line_chars}"),
+            (
+                not rhyme or re.fullmatch(r"[A-Z]+", rhyme) is not None,
+                f"{prefix}rhyme={rhyme!r} is not a scheme; rhyme takes letters A-Z, one per line "
+                "(X is free), e.g. rhyme=AABB",
+            ),
+            (
+                not self.rhyme_with or "A" in rhyme,
+                f"{prefix}rhyme_with sets the class of the A lines; give a scheme with A in it, e.g. rhyme=AABB "
+                f"(got rhyme={self.rhyme!r})",
+            ),
+            (
+                not self.acrostic or not any(ch.isspace() for ch in self.acrostic),
+                f"{prefix}acrostic={self.acrostic!r} has spaces; acrostic takes characters without spaces "
+                "(one per line), e.g. acrostic=天青色等烟雨",
+            ),
+            (
+                self.no_copy != 1,
+                f"{prefix}no_copy=1 is out of range; no_copy takes 0 (off) or a run length n >= 2; e.g. no_copy=4",
+            ),
         ]
         for ok, message in checks:
             if not ok:

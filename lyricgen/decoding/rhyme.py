@@ -10,7 +10,7 @@ that its phrase dictionary settles polyphones (银行 ends in háng, 行走 begi
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 RHYME_RULES = ("shisan", "strict", "loose")
 
@@ -55,7 +55,7 @@ def _is_han(ch: str) -> bool:
     return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"
 
 
-@lru_cache(maxsize=None)
+@cache
 def final_of(word: str) -> str | None:
     """The pinyin final of the word's last character (None if it does not end in a Chinese character)."""
     if not word or not _is_han(word[-1]):

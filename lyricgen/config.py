@@ -1,0 +1,226 @@
+"""The scripts' configs, checked at start-up in one place: every option's type and range, required options
+(`???`), and accelerators that are really there. Each script calls `check_config(cfg, script)` before it
+builds anything, so a bad value ends in one line that names the option, the value, what it takes and
+the fix (exit code 2), never in a traceback or a run that does something else.
+
+The option schemas are the settings dataclasses of the library (`NetSettings`, `OptimSettings`,
+`DecodingOptions`, `DataOptions`) and, for what only the scripts have, the dataclasses below; see
+`lyricgen.schema` for the checking itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from omegaconf import DictConfig, OmegaConf
+
+from lyricgen.decoding.options import DecodingOptions
+from lyricgen.decoding.rhyme import RHYME_RULES
+from lyricgen.errors import LyricgenError
+from lyricgen.schema import check, option
+
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+
+
+@dataclass
+class TrainOptions:
+    """The top level of conf/train.yaml."""
+
+    seed: int | None = option(42)
+    ckpt_path: str | None = option(None, example="outputs/DATE/TIME/checkpoints/last.ckpt")
+    no_copy_max_n: int = option(8, ge=2, le=16)
+
+
+@dataclass
+class TrainerOptions:
+    """The options of Lightning's Trainer that the configs set or a user is likely to type (others are
+    Lightning's to check)."""
+
+    accelerator: str = option("auto", choices=ACCELERATORS)
+    devices: int | str | list[int] = option(1, note="a number, auto, -1 (all) or a list of GPU ids")
+    num_nodes: int = option(1, ge=1)
+    max_epochs: int | None = option(8, ge=-1, note="-1: no limit")
+    max_steps: int = option(-1, ge=-1, note="-1: no limit")
+    min_epochs: int | None = option(None, ge=0)
+    gradient_clip_val: float | None = option(0.5, ge=0)
+    log_every_n_steps: int = option(20, ge=1)
+    num_sanity_val_steps: int = option(2, ge=-1, note="-1: all")
+    val_check_interval: int | float | None = option(None, gt=0)
+    check_val_every_n_epoch: int | None = option(1, ge=1)
+    accumulate_grad_batches: int = option(1, ge=1)
+    limit_train_batches: int | float | None = option(None, ge=0)
+    limit_val_batches: int | float | None = option(None, ge=0)
+    fast_dev_run: bool | int = option(False, ge=0)
+    enable_progress_bar: bool = option(True)
+    enable_checkpointing: bool = option(True)
+    deterministic: bool | str = option(False)
+    benchmark: bool | None = option(None)
+    precision: str | int | None = option(None, example="bf16-mixed")
+    strategy: str = option("auto", example="ddp")
+
+
+@dataclass
+class CacheOptions:
+    """The continuous cache's grid (conf/cache/default.yaml)."""
+
+    windows: list[int] = option(default_factory=list, ge=1)
+    thetas: list[float] = option(default_factory=list, gt=0)
+    lambdas: list[float] = option(default_factory=list, ge=0, lt=1)
+
+
+@dataclass
+class TokenizerOptions:
+    """The settings of the tokenisers (conf/tokenizer/)."""
+
+    hmm: bool = option(True)
+    lowercase: bool = option(False)
+
+
+@dataclass
+class RunOptions:
+    """What generate, evaluate and critic have beside the decoding options."""
+
+    ckpt_path: str | None = option(None, example="outputs/DATE/TIME/checkpoints/last.ckpt")
+    runs_dir: str = option("outputs")
+    start_word: str | int | float | None = option("")  # Hydra reads start_word=520 as a number
+    seed: int | None = option(None, example=1)
+    device: str = option("auto", note="auto, cpu, cuda or cuda:N")
+    accelerator: str = option("auto", choices=ACCELERATORS)
+
+
+@dataclass
+class CriticOptions:
+    path: str = option(example="my_lyrics.txt")
+    rhyme_rule: str = option("shisan", choices=RHYME_RULES)
+    copy_n: int = option(4, ge=2, le=8)
+
+
+# What each required option (`???` in a config) is, for the line that asks for it.
+REQUIRED = {
+    "data.path": "a UTF-8 text file of lyrics or a folder of .txt files, e.g. data.path=my_lyrics.txt",
+    "path": "the text file of lyrics to score, e.g. path=my_lyrics.txt",
+}
+
+
+def _values(node: DictConfig, schema: type) -> dict:
+    """The keys of `node` that `schema` knows, each resolved (interpolations) on its own."""
+    names = schema.__dataclass_fields__
+    return {k: node[k] for k in node if k in names}
+
+
+def check_required(cfg: DictConfig) -> None:
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        key = missing[0]
+        what = REQUIRED.get(key, f"give {key}=VALUE")
+        raise LyricgenError(f"{key} is required and not set (it is ??? in the config); give {what}")
+
+
+def check_config(cfg: DictConfig, script: str) -> None:
+    """Refuse a config with a required option missing, a value of the wrong type or out of range, or an
+    accelerator that is not there. `script` is train, generate, evaluate or critic."""
+    from lyricgen.data.datamodule import DataOptions
+    from lyricgen.model import OptimSettings
+    from lyricgen.rnnlm import NetSettings
+
+    check_required(cfg)
+    if script == "train":
+        check(_values(cfg, TrainOptions), TrainOptions)
+        check(_values(cfg.trainer, TrainerOptions), TrainerOptions, "trainer.")
+        for schema in (NetSettings, OptimSettings):
+            check(_values(cfg.model, schema), schema, "model.")
+        for name, callback in (cfg.get("callbacks") or {}).items():
+            if callback and "decoding" in callback:
+                DecodingOptions.from_mapping(callback.decoding).check(f"callbacks.{name}.decoding.")
+        check_accelerator(cfg.trainer.accelerator, cfg.trainer.get("devices", 1), "trainer.")
+    if script in ("generate", "evaluate", "critic"):
+        check(_values(cfg, RunOptions), RunOptions)
+    if script in ("generate", "evaluate"):
+        DecodingOptions.from_mapping(cfg).check()
+    if script == "critic":
+        check(_values(cfg, CriticOptions), CriticOptions)
+    if script in ("generate", "critic"):
+        from lyricgen.generation import pick_device
+
+        pick_device(cfg.device)
+    if script == "evaluate":
+        check_accelerator(cfg.accelerator, 1, "")
+    if script in ("train", "evaluate"):
+        check(_values(cfg.data, DataOptions), DataOptions, "data.")
+        if cfg.data.get("tokenizer"):
+            check(_values(cfg.data.tokenizer, TokenizerOptions), TokenizerOptions, "data.tokenizer.")
+        if cfg.get("cache"):
+            check(_values(cfg.cache, CacheOptions), CacheOptions, "cache.")
+
+
+def _machine() -> tuple[int, bool]:
+    """(CUDA GPUs, MPS) that Lightning sees on this machine."""
+    from lightning.pytorch.accelerators import CUDAAccelerator, MPSAccelerator
+
+    gpus = CUDAAccelerator.auto_device_count() if CUDAAccelerator.is_available() else 0
+    return gpus, MPSAccelerator.is_available()
+
+
+def what_is_here() -> str:
+    gpus, mps = _machine()
+    cores = os.cpu_count() or 1
+    if gpus:
+        return f"this machine has {gpus} CUDA GPU{'s' if gpus > 1 else ''} and {cores} CPU cores"
+    return f"this machine has no CUDA GPU{', an Apple GPU (mps)' if mps else ''} and {cores} CPU cores"
+
+
+def _device_count(devices) -> int | None:
+    """How many devices a Trainer's `devices` asks for (None: as many as there are)."""
+    if isinstance(devices, int):
+        return None if devices == -1 else devices
+    if isinstance(devices, str):
+        text = devices.strip()
+        if text in ("auto", "-1"):
+            return None
+        if text.lstrip("-").isdigit():
+            return int(text)
+        return len([d for d in text.split(",") if d.strip()])
+    return len(list(devices))
+
+
+def training_device(accelerator: str) -> str:
+    """The torch device type a Trainer with this accelerator trains on here: cuda, mps or cpu."""
+    gpus, mps = _machine()
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and gpus):
+        return "cuda" if gpus or accelerator == "cuda" else "mps"
+    if accelerator == "mps" or (accelerator == "auto" and mps):
+        return "mps"
+    return "cpu"
+
+
+def check_accelerator(accelerator: str, devices, prefix: str = "trainer.") -> str:
+    """Refuse an accelerator or a number of devices that this machine does not have; return the device
+    type it trains on (cuda, mps or cpu)."""
+    gpus, mps = _machine()
+    here = what_is_here()
+    cpu_fix = "trainer=cpu (or trainer.accelerator=cpu)" if prefix == "trainer." else f"{prefix}accelerator=cpu"
+    if accelerator == "cuda" and not gpus or accelerator == "gpu" and not (gpus or mps):
+        raise LyricgenError(f"{prefix}accelerator={accelerator} asks for a GPU but {here}; use {cpu_fix}")
+    if accelerator == "mps" and not mps:
+        raise LyricgenError(f"{prefix}accelerator=mps asks for an Apple GPU but {here}; use {cpu_fix}")
+    device = training_device(accelerator)
+    wanted = _device_count(devices)
+    have = {"cuda": gpus, "mps": 1}.get(device, os.cpu_count() or 1)
+    unit = {"cuda": "CUDA GPUs", "mps": "Apple GPUs"}.get(device, "CPU processes")
+    if wanted is not None and wanted < 1:
+        raise LyricgenError(
+            f"{prefix}devices={devices} is out of range; {prefix}devices takes a number >= 1, -1 (all) or auto; "
+            f"e.g. {prefix}devices=1"
+        )
+    if wanted is not None and wanted > have:
+        raise LyricgenError(
+            f"{prefix}devices={devices} asks for {wanted} {unit} but {here}; use {prefix}devices={have} or fewer"
+        )
+    return device
+
+
+def plain(node) -> Mapping:
+    """A config node as plain Python values (resolved)."""
+    return OmegaConf.to_container(node, resolve=True) if node is not None else {}
