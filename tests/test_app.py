@@ -124,7 +124,7 @@ def test_requests_over_the_limits_are_refused_with_a_message(page, call, fragmen
         ({"start_word": "太阳"}, "start_word '太阳' is not in the model's vocabulary"),
         ({"acrostic": "星我月风", "lines": 2}, "acrostic '星我月风' has 4 characters but lines=2"),
         ({"line_chars": "7 or so"}, "characters per line must be a number or numbers separated by commas"),
-        ({"rhyme": "A1B2"}, "rhyme must be a scheme of letters A-Z"),
+        ({"rhyme": "A1B2"}, "rhyme=.A1B2. is not a scheme; rhyme takes letters A-Z"),
         ({"rhyme_with": "家"}, "rhyme_with sets the class of the A lines"),
         ({"seed": "one"}, "seed must be a whole number, got 'one'"),
         ({"keywords": "太阳"}, "keyword '太阳' is not in the model's vocabulary"),
@@ -346,7 +346,7 @@ def test_ctrl_c_ends_the_server_cleanly(server):  # last: it stops the module's 
         (["runs_dir=/nonexistent"], "no training run found under /nonexistent/"),
         (["port=abc"], "port must be a whole number, got 'abc'"),
         (["lines=100", "ckpt_path=/nonexistent/x.ckpt"], "lines: 100, over this page's limit of 64"),  # before loading
-        (["temperature=0"], "temperature must be > 0"),
+        (["temperature=0"], "temperature=0 is out of range; temperature takes a number > 0"),
     ],
 )
 def test_script_refuses_bad_settings_in_one_line(args, fragment):

@@ -11,13 +11,14 @@ from tests.conftest import CONF, compose_train
 
 # The options the README documents, typed here (not read from the folders they are checked against).
 GROUPS = {
-    "data": ["jaychou", "text"],
+    "data": ["jaychou", "shakespeare", "text"],
+    "tokenizer": ["char", "jieba", "words"],
     "model": ["gru", "lstm", "rnn"],
     "trainer": ["cpu", "ddp", "default", "gpu"],
     "callbacks": ["default"],
     "logger": ["tensorboard"],
-    "cache": ["default", "off"],
-    "experiment": ["jaychou_best"],
+    "cache": ["default", "none"],
+    "experiment": ["d2l_jaychou", "jaychou_best", "novel_char", "shakespeare_char", "tf_shakespeare"],
 }
 
 
@@ -101,3 +102,44 @@ def test_one_decoding_group_for_generate_evaluate_and_the_callbacks(tmp_path):
     form = instantiate(cfg.callbacks.sample_lyrics_form)
     assert form.opts.rhyme == "AABB" and form.opts.line_chars == 7 and form.opts.no_copy == 4
     assert instantiate(cfg.callbacks.lyrics_metrics).opts.num_samples == 100
+
+
+def test_tokenizer_option_builds_its_tokenizer(tmp_path):
+    from lyricgen.data.tokenizer import CharTokenizer, JiebaTokenizer, WordsTokenizer
+
+    built = {t: instantiate(compose_train([f"tokenizer={t}"], tmp_path).data).tokenizer for t in GROUPS["tokenizer"]}
+    assert type(built["jieba"]) is JiebaTokenizer and built["jieba"].hmm is True
+    assert type(built["char"]) is CharTokenizer and type(built["words"]) is WordsTokenizer
+
+
+def test_tutorial_experiments_are_the_recipes_as_written(tmp_path):
+    tf = compose_train(["experiment=tf_shakespeare"], tmp_path)
+    assert tf.data.path.endswith("tinyshakespeare.txt") and tf.data.tokenizer._target_.endswith("CharTokenizer")
+    assert (tf.model.cell, tf.model.emb_dim, tf.model.hidden_size, tf.data.seq_len, tf.data.batch_size) == (
+        "gru",
+        256,
+        1024,
+        100,
+        64,
+    )
+    assert tf.trainer.max_epochs == 20 and tf.model.dropout == 0 and tf.callbacks.early_stopping is None
+    d2l = compose_train(["experiment=d2l_jaychou"], tmp_path)
+    assert (
+        d2l.model.cell,
+        d2l.model.emb_dim,
+        d2l.model.hidden_size,
+        d2l.model.lr,
+        d2l.data.batch_size,
+        d2l.data.seq_len,
+    ) == ("rnn", 128, 256, 1e-4, 5, 32)
+    assert d2l.data.tokenizer._target_.endswith("JiebaTokenizer")
+    novel = compose_train(["experiment=novel_char"], tmp_path)
+    assert (novel.model.cell, novel.model.emb_dim, novel.model.hidden_size, novel.data.seq_len) == (
+        "rnn",
+        256,
+        256,
+        100,
+    )
+    assert novel.callbacks.sample_lyrics.prompts == ["Once upon a time"]
+    best = compose_train(["experiment=shakespeare_char"], tmp_path)
+    assert best.data.blank_lines is True and best.data.tokenizer._target_.endswith("CharTokenizer")

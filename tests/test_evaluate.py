@@ -45,7 +45,7 @@ def test_lyric_measures_of_the_samples_and_of_the_held_out_lyrics(evaluated):
 
 def test_script_prints_the_table_and_nothing_else(trained_run, tmp_path):
     ckpt = best_checkpoint(trained_run)
-    out = run_script("evaluate", f"ckpt_path={ckpt}", "strategy=greedy", "num_samples=2", "cache=off", cwd=tmp_path)
+    out = run_script("evaluate", f"ckpt_path={ckpt}", "strategy=greedy", "num_samples=2", "cache=none", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     trained = json.loads((trained_run / "results.json").read_text())
     assert f"| val/ppl | {trained['best_val_ppl']:.3f} |  |" in out.stdout

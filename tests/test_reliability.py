@@ -18,7 +18,7 @@ import torch
 from lightning.pytorch.accelerators import CUDAAccelerator
 
 from lyricgen.data.source import read_songs
-from lyricgen.data.tokenizer import Tokenizer
+from lyricgen.data.tokenizer import JiebaTokenizer
 from lyricgen.data.vocab import Vocab
 from tests.conftest import ROOT, TINY_LINES, best_checkpoint, run_script, tiny_overrides
 
@@ -200,7 +200,7 @@ def test_two_runs_at_once_keep_their_own_directories_and_cache(tmp_path, tiny_co
     payload = json.dumps(saved["songs"], ensure_ascii=False)
     assert saved["digest"] == hashlib.sha256(payload.encode()).hexdigest()  # its content matches its digest
     songs, _ = read_songs(tiny_corpus)
-    assert saved["songs"] == [[Tokenizer().tokenize_line(line) for line in song] for song in songs]  # this corpus
+    assert saved["songs"] == [[JiebaTokenizer().tokenize_line(line) for line in song] for song in songs]  # this corpus
     assert Vocab.load(runs[0] / "vocab.json") == Vocab.load(runs[1] / "vocab.json")  # both read the same tokens
     for run in runs:  # each run made the cache or read it
         log = (run / "train.log").read_text(encoding="utf-8")

@@ -19,7 +19,10 @@ from lyricgen.schema import check, option
 
 log = logging.getLogger(__name__)
 
-MIN_WORDS = 10  # a vocabulary smaller than this (besides <unk>) is a degenerate set-up, refused
+# a vocabulary smaller than this (besides <unk>) is a degenerate set-up, refused; characters are fewer by
+# nature (the "abcde" toy has 6), but one alone is not a language
+MIN_WORDS = {"char": 2}
+MIN_WORDS_DEFAULT = 10
 MAX_UNK_SHARE = 0.5  # so is a validation split with more than this share of <unk> tokens
 
 
@@ -175,11 +178,12 @@ class LyricsDataModule(L.LightningDataModule):
                 f"{self.batch_size * self.seq_len:,} tokens); give more text or lower data.batch_size or data.seq_len"
             )
         built = Vocab.build(self.train_tokens, self.min_freq)
-        if self.vocab is None and len(built) - 1 < MIN_WORDS:
+        least = MIN_WORDS.get(self.tokenizer.name, MIN_WORDS_DEFAULT)
+        if self.vocab is None and len(built) - 1 < least:
             raise LyricgenError(
                 f"data.min_freq={self.min_freq} leaves a vocabulary of {len(built) - 1} words besides <unk> "
                 f"(from {len(self.train_tokens):,} training tokens of {self.path}); a model needs at least "
-                f"{MIN_WORDS}: lower data.min_freq (e.g. data.min_freq=2) or give more text"
+                f"{least}: lower data.min_freq (e.g. data.min_freq=2) or give more text"
             )
         if self.vocab is not None and self.vocab != built:  # a vocabulary given from a checkpoint
             raise LyricgenError(
