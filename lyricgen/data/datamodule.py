@@ -74,6 +74,7 @@ class DataOptions:
     encoding: str = option("utf-8", example="gbk")
     cache_dir: str | Path | None = option(None)
     seq_len: int = option(35, ge=1)
+    eval_seq_len: int | None = option(None, ge=1)
     batch_size: int = option(32, ge=1)
     val_fraction: float = option(0.1, gt=0, lt=1)
     test_fraction: float = option(0.1, ge=0, lt=1)
@@ -94,6 +95,9 @@ class LyricsDataModule(L.LightningDataModule):
         encoding: text encoding of the corpus.
         cache_dir: where the tokenised corpus is cached (None: no cache).
         seq_len, batch_size: shape of the training batches.
+        eval_seq_len: length of the validation and test chunks (None: seq_len). Each chunk starts from a
+            zero state, so longer chunks let a recurrent model read the text with the context it has
+            when it generates (a character model needs dozens of characters to warm up).
         val_fraction: share of the lines held out for validation (the block before the test split).
         test_fraction: share of the lines (from the end) held out for the final test.
         min_freq: words seen fewer times in the training split become `<unk>`.
@@ -112,6 +116,7 @@ class LyricsDataModule(L.LightningDataModule):
         encoding: str = "utf-8",
         cache_dir: str | None = None,
         seq_len: int = 35,
+        eval_seq_len: int | None = None,
         batch_size: int = 32,
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
@@ -133,6 +138,7 @@ class LyricsDataModule(L.LightningDataModule):
         self.path, self.url, self.sha256, self.member = path, url, sha256, member
         self.encoding, self.cache_dir = encoding, cache_dir
         self.seq_len, self.batch_size, self.val_fraction = seq_len, batch_size, val_fraction
+        self.eval_seq_len = eval_seq_len or seq_len
         self.test_fraction = test_fraction
         self.min_freq, self.num_workers, self.stateful = min_freq, num_workers, stateful
         self.tokenizer = tokenizer or JiebaTokenizer(hmm=hmm)
@@ -234,9 +240,9 @@ class LyricsDataModule(L.LightningDataModule):
         return self._loader(ChunkDataset(self.train_ids, self.seq_len), shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(ChunkDataset(self.val_ids, self.seq_len), shuffle=False)
+        return self._loader(ChunkDataset(self.val_ids, self.eval_seq_len), shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
         if self.test_fraction == 0:
             raise LyricgenError("data.test_fraction is 0: there is no test split; set it to e.g. 0.1")
-        return self._loader(ChunkDataset(self.test_ids, self.seq_len), shuffle=False)
+        return self._loader(ChunkDataset(self.test_ids, self.eval_seq_len), shuffle=False)
