@@ -78,6 +78,13 @@ def test_batches_have_the_configured_shape(tmp_path, tiny_corpus):
     dm = make(tiny_corpus, tmp_path)
     x, y = next(iter(dm.train_dataloader()))
     assert x.shape == y.shape == (4, 5)
+    assert next(iter(dm.val_dataloader()))[0].shape[1] == 5  # val chunks as long as training ones by default
+    longer = make(tiny_corpus, tmp_path, eval_seq_len=40)
+    for loader, ids in ((longer.val_dataloader(), longer.val_ids), (longer.test_dataloader(), longer.test_ids)):
+        x, y = next(iter(loader))
+        assert x.shape[1] == min(40, len(ids) - 1) > 5 and torch.equal(x[0, 1:], y[0, :-1])
+    # every held-out token is still a target exactly once
+    assert sum(int((y != -100).sum()) for _, y in longer.val_dataloader()) == len(longer.val_ids) - 1
 
 
 @pytest.mark.parametrize(
