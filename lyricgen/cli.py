@@ -80,3 +80,15 @@ def quiet_libraries(lightning_info: bool = True) -> None:
     warnings.filterwarnings(
         "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
     )
+
+
+def fill_readme_block(readme, name: str, text: str) -> None:
+    """Replace what stands between `<!-- name:start -->` and `<!-- name:end -->` in `readme` with `text`
+    (the tables that compare.py and tutorials.py measure)."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    body = readme.read_text(encoding="utf-8")
+    if start not in body or end not in body:
+        sys.exit(f"error: {readme} has no {start} ... {end} block to fill")
+    readme.write_text(
+        re.sub(f"{start}.*?{end}", lambda m: f"{start}\n{text}\n{end}", body, flags=re.S), encoding="utf-8"
+    )

@@ -17,14 +17,14 @@ import datetime
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
+from lyricgen.cli import fill_readme_block
+
 ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- comparison:start -->", "<!-- comparison:end -->"
 
 
 def table(results: list[dict], overrides: list[str]) -> str:
@@ -104,12 +104,7 @@ def main() -> None:
     text = table(results, args.overrides)
     print(text)
     if args.readme:
-        readme = ROOT / "README.md"
-        body = readme.read_text(encoding="utf-8")
-        if START not in body:
-            sys.exit(f"error: README.md has no {START} ... {END} block to fill")
-        body = re.sub(f"{START}.*?{END}", lambda m: f"{START}\n{text}\n{END}", body, flags=re.S)
-        readme.write_text(body, encoding="utf-8")
+        fill_readme_block(ROOT / "README.md", "comparison", text)
 
 
 if __name__ == "__main__":

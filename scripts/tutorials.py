@@ -18,13 +18,13 @@ import datetime
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 from pathlib import Path
 
+from lyricgen.cli import fill_readme_block
+
 ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- tutorials:start -->", "<!-- tutorials:end -->"
 # (experiment, what it is); the tuned recipe of each corpus comes after the tutorials of that corpus
 RECIPES = {
     "tf_shakespeare": "TensorFlow tutorial: char GRU 1024, tiny Shakespeare",
@@ -91,13 +91,7 @@ def main() -> None:
     text = table(results, args.max_minutes)
     print(text)
     if args.readme:
-        readme = ROOT / "README.md"
-        body = readme.read_text(encoding="utf-8")
-        if START not in body:
-            sys.exit(f"error: README.md has no {START} ... {END} block to fill")
-        readme.write_text(
-            re.sub(f"{START}.*?{END}", lambda m: f"{START}\n{text}\n{END}", body, flags=re.S), encoding="utf-8"
-        )
+        fill_readme_block(ROOT / "README.md", "tutorials", text)
 
 
 if __name__ == "__main__":
