@@ -93,3 +93,26 @@ def test_script_refuses_bad_values_before_loading(option, tmp_path):
     assert result.returncode == 2
     err = result.stderr.strip()
     assert len(err.splitlines()) == 1 and option.split("=")[0] in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "probs, top_p",
+    [
+        ([0.5, 0.2, 0.15, 0.1, 0.05], 0.8),  # nucleus {0, 1, 2}
+        ([0.4, 0.3, 0.3], 0.5),  # a tie at the edge: both 0.3 words are in
+        ([0.9, 0.05, 0.03, 0.02], 0.5),  # the likeliest word alone
+    ],
+)
+def test_rejection_nucleus_draws_follow_the_nucleus_distribution(probs, top_p):
+    import torch
+
+    from lyricgen.decoding.sampling import _nucleus, _nucleus_draw
+
+    logits = torch.tensor([probs, probs[::-1]]).log()  # two rows, the second reversed
+    expected = _nucleus(logits, top_p).softmax(dim=-1)  # the sort-based nucleus: the reference
+    g = torch.Generator().manual_seed(0)
+    draws = torch.stack([_nucleus_draw(logits, top_p, g) for _ in range(20000)])  # (draws, rows)
+    for row in range(2):
+        freq = torch.bincount(draws[:, row], minlength=len(probs)).float() / len(draws)
+        assert torch.all(freq[expected[row] == 0] == 0)  # never outside the nucleus
+        assert torch.allclose(freq, expected[row], atol=0.012), (freq, expected[row])
