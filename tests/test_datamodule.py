@@ -109,3 +109,19 @@ def test_too_short_corpus_says_how_many_tokens(tmp_path):
     path.write_text("星星\n月亮\n", encoding="utf-8")
     with pytest.raises(LyricgenError, match=r"too short: 4 tokens .* needs at least data.seq_len \+ 1 = 6"):
         make(path, tmp_path)
+
+
+def test_max_vocab_keeps_the_most_frequent_training_words(tmp_path):
+    from collections import Counter
+
+    path = tmp_path / "c.txt"
+    path.write_text("\n".join(f"词{i % 23} 字{i % 7} 歌{i % 3}" for i in range(200)), encoding="utf-8")
+    full, capped = make(path, tmp_path), make(path, tmp_path, max_vocab=12)
+    assert len(capped.vocab) == 12 + 1 and len(full.vocab) > 13
+    counts = Counter(capped.train_tokens)
+    assert min(counts[t] for t in capped.vocab.itos[1:]) >= max(
+        counts[t] for t in full.vocab.itos if t not in capped.vocab
+    )
+    assert capped.unk_share["val"] > full.unk_share["val"]  # the words left out become <unk>
+    with pytest.raises(LyricgenError, match="data.max_vocab=3 leaves a vocabulary of 3 words"):
+        make(path, tmp_path, max_vocab=3)

@@ -27,3 +27,11 @@ def test_json_round_trip(tmp_path):
 def test_a_vocabulary_starts_with_unk():
     with pytest.raises(ValueError):
         Vocab(["a", UNK])
+
+
+def test_max_vocab_keeps_the_most_frequent_words():
+    tokens = ["a"] * 5 + ["b"] * 4 + ["c"] * 3 + ["d"] * 3 + ["e"]
+    assert Vocab.build(tokens, min_freq=1, max_vocab=2).itos == [UNK, "a", "b"]
+    assert Vocab.build(tokens, min_freq=1, max_vocab=3).itos == [UNK, "a", "b", "c"]  # ties: code-point order
+    assert Vocab.build(tokens, min_freq=2, max_vocab=10).itos == [UNK, "a", "b", "c", "d"]  # min_freq still cuts
+    assert Vocab.build(tokens, min_freq=1).itos == [UNK, "a", "b", "c", "d", "e"]

@@ -79,6 +79,7 @@ class DataOptions:
     val_fraction: float = option(0.1, gt=0, lt=1)
     test_fraction: float = option(0.1, ge=0, lt=1)
     min_freq: int = option(2, ge=1)
+    max_vocab: int | None = option(None, ge=1)
     num_workers: int = option(0, ge=0)
     stateful: bool = option(False)
     blank_lines: bool = option(False)
@@ -101,6 +102,7 @@ class LyricsDataModule(L.LightningDataModule):
         val_fraction: share of the lines held out for validation (the block before the test split).
         test_fraction: share of the lines (from the end) held out for the final test.
         min_freq: words seen fewer times in the training split become `<unk>`.
+        max_vocab: keep only this many of the most frequent words (besides `<unk>`); None: no limit.
         stateful: lay the training stream out as `batch_size` parallel streams for truncated BPTT.
         tokenizer: how text becomes tokens (`conf/tokenizer/`: jieba words, characters, English words).
         blank_lines: keep empty lines (plays and prose, where they separate speeches); lyrics drop them.
@@ -121,6 +123,7 @@ class LyricsDataModule(L.LightningDataModule):
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         min_freq: int = 2,
+        max_vocab: int | None = None,
         num_workers: int = 0,
         stateful: bool = False,
         tokenizer: Tokenizer | None = None,
@@ -141,6 +144,7 @@ class LyricsDataModule(L.LightningDataModule):
         self.eval_seq_len = eval_seq_len or seq_len
         self.test_fraction = test_fraction
         self.min_freq, self.num_workers, self.stateful = min_freq, num_workers, stateful
+        self.max_vocab = max_vocab
         self.tokenizer = tokenizer or JiebaTokenizer(hmm=hmm)
         self.blank_lines = blank_lines
         self.vocab: Vocab | None = None  # set it before setup() to reuse a checkpoint's vocabulary
@@ -183,9 +187,14 @@ class LyricsDataModule(L.LightningDataModule):
                 f"(data.batch_size {self.batch_size} x data.seq_len {self.seq_len} = "
                 f"{self.batch_size * self.seq_len:,} tokens); give more text or lower data.batch_size or data.seq_len"
             )
-        built = Vocab.build(self.train_tokens, self.min_freq)
+        built = Vocab.build(self.train_tokens, self.min_freq, self.max_vocab)
         least = MIN_WORDS.get(self.tokenizer.name, MIN_WORDS_DEFAULT)
         if self.vocab is None and len(built) - 1 < least:
+            if self.max_vocab is not None and self.max_vocab < least:
+                raise LyricgenError(
+                    f"data.max_vocab={self.max_vocab} leaves a vocabulary of {len(built) - 1} words besides <unk>; "
+                    f"a model needs at least {least}: raise data.max_vocab (or leave it null)"
+                )
             raise LyricgenError(
                 f"data.min_freq={self.min_freq} leaves a vocabulary of {len(built) - 1} words besides <unk> "
                 f"(from {len(self.train_tokens):,} training tokens of {self.path}); a model needs at least "
@@ -214,9 +223,9 @@ class LyricsDataModule(L.LightningDataModule):
                 f"{MAX_UNK_SHARE:.0%}: its perplexity would measure nothing; lower data.min_freq or give more text"
             )
         log.info(
-            "Corpus: %d training, %d validation, %d test tokens, vocabulary of %d (min_freq=%d), <unk> share "
+            "Corpus: %d training, %d validation, %d test tokens, vocabulary of %d (min_freq=%d, max_vocab=%s), <unk> share "
             "val %.3f test %.3f",
-            len(self.train_ids), len(self.val_ids), len(self.test_ids), len(self.vocab), self.min_freq,
+            len(self.train_ids), len(self.val_ids), len(self.test_ids), len(self.vocab), self.min_freq, self.max_vocab,
             self.unk_share.get("val", 0.0), self.unk_share.get("test", 0.0),
         )
 

@@ -26,12 +26,13 @@ class Vocab:
         self.stoi = {t: i for i, t in enumerate(self.itos)}
 
     @classmethod
-    def build(cls, tokens: Iterable[str], min_freq: int = 2) -> "Vocab":
-        """Tokens seen at least `min_freq` times, most frequent first, ties in code-point order."""
+    def build(cls, tokens: Iterable[str], min_freq: int = 2, max_vocab: int | None = None) -> "Vocab":
+        """Tokens seen at least `min_freq` times, most frequent first, ties in code-point order; with
+        `max_vocab`, only the `max_vocab` most frequent of them (besides `<unk>`)."""
         counts = Counter(tokens)
         counts.pop(UNK, None)
         kept = sorted((t for t, c in counts.items() if c >= min_freq), key=lambda t: (-counts[t], t))
-        return cls([UNK, *kept])
+        return cls([UNK, *kept[:max_vocab]])
 
     @property
     def unk_id(self) -> int:
