@@ -123,3 +123,19 @@ def test_cache_key_changes_with_the_tokenizer(tmp_path):
     assert len(list(tmp_path.glob("tokens-*.json"))) == 3
     assert results[1][0][0][:4] == ["O", "n", "c", "e"] and results[2][0][0][:2] == ["Once", "upon"]
     assert tokenize_songs(songs, CharTokenizer(), "abc", tmp_path) == results[1]  # read back, not mixed up
+
+
+def test_resuming_with_another_tokenizer_is_refused():
+    from lyricgen.checkpoint import check_resumable
+
+    ckpt = {
+        "hyper_parameters": {"cell": "rnn"},
+        "lyricgen": {"vocab": {"tokens": ["<unk>", "a"]}, "tokenizer": CharTokenizer().settings},
+    }
+    check_resumable(ckpt, "last.ckpt", {"cell": "rnn"}, CharTokenizer().settings)  # the same: resumes
+    with pytest.raises(LyricgenError, match="tokenizer name char in the checkpoint, jieba here"):
+        check_resumable(ckpt, "last.ckpt", {"cell": "rnn"}, JiebaTokenizer().settings)
+    old = {**ckpt, "lyricgen": {"vocab": {"tokens": ["<unk>", "a"]}, "tokenizer": {"hmm": True}}}  # before names
+    check_resumable(old, "last.ckpt", {"cell": "rnn"}, JiebaTokenizer().settings)
+    with pytest.raises(LyricgenError, match="tokenizer hmm True in the checkpoint, False here"):
+        check_resumable(old, "last.ckpt", {"cell": "rnn"}, JiebaTokenizer(hmm=False).settings)
