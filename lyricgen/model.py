@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, fields
 import lightning as L
 import torch
 import torch.nn.functional as F
+from omegaconf import ListConfig
 from torchmetrics import MeanMetric
 
 from lyricgen.checkpoint import read_extras, write_extras
@@ -66,6 +67,8 @@ class LyricsLM(L.LightningModule):
                 f"unknown model option(s) {', '.join(unknown)}; "
                 f"the options are {', '.join(sorted(NET_FIELDS | OPTIM_FIELDS))}"
             )
+        # plain Python values (a list from the config arrives as an OmegaConf ListConfig): weights_only loading
+        hparams = {k: [*v] if isinstance(v, ListConfig | list | tuple) else v for k, v in hparams.items()}
         net = NetSettings.from_hparams(hparams)
         self.optim = OptimSettings(**{k: v for k, v in hparams.items() if k in OPTIM_FIELDS}).check()
         self.save_hyperparameters({**asdict(net), **asdict(self.optim)})  # plain scalars, defaults included
@@ -89,18 +92,29 @@ class LyricsLM(L.LightningModule):
         carry = stage == "train" and self.hparams.stateful
         if carry and self._carried is not None:
             hidden = self._carried
-        logits, hidden, (raw, dropped) = self.net(x, hidden, return_outputs=True)
-        if carry:
-            self._carried = detach_hidden(hidden)
-        # Sum over tokens, then divide by the number of real (unpadded) targets: a token average.
         real = y != IGNORE_INDEX
         n_tokens = real.sum()
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=IGNORE_INDEX, reduction="sum") / n_tokens
-        # next-token accuracy: the share of targets that are the model's most likely token (the toys' curve)
-        acc = ((logits.argmax(-1) == y) & real).sum() / n_tokens
+        if self.net.adaptive:
+            raw, dropped, hidden = self.net.features(x, hidden)
+            # the exact log-probabilities of the targets; training computes only the clusters they fall in
+            feats, targets = dropped[real], y[real]
+            loss = -self.net.head(feats, targets).output.sum() / n_tokens
+            acc = None if stage == "train" else (self.net.head.predict(feats) == targets).sum() / n_tokens
+        else:
+            logits, hidden, (raw, dropped) = self.net(x, hidden, return_outputs=True)
+            # Sum over tokens, then divide by the number of real (unpadded) targets: a token average.
+            loss = (
+                F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
+                / n_tokens
+            )
+            # next-token accuracy: the share of targets that are the model's most likely token (the toys' curve)
+            acc = ((logits.argmax(-1) == y) & real).sum() / n_tokens
+        if carry:
+            self._carried = detach_hidden(hidden)
         if stage == "train":
             self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=x.size(0))
-            self.log("train/acc", acc, on_step=True, on_epoch=False, batch_size=x.size(0))
+            if acc is not None:  # (the adaptive softmax does not score every word in training)
+                self.log("train/acc", acc, on_step=True, on_epoch=False, batch_size=x.size(0))
             return loss + self.activation_penalty(raw, dropped)
         else:
             getattr(self, f"{stage}_loss").update(loss, weight=n_tokens)

@@ -51,6 +51,8 @@ class NetSettings:
     locked_dropout: bool = option(False)
     word_dropout: float = option(0.0, ge=0, lt=1)
     weight_drop: float = option(0.0, ge=0, lt=1)
+    softmax: str = option("full", choices=("full", "adaptive"))
+    cutoffs: list[int] | None = option(None, ge=1, note="adaptive softmax: the word ranks where clusters start")
 
     @classmethod
     def from_hparams(cls, hparams: Mapping) -> NetSettings:
@@ -70,7 +72,23 @@ class NetSettings:
                 "model.tie_weights needs model.emb_dim == model.hidden_size, "
                 f"got {self.emb_dim} and {self.hidden_size}; set both to one size or model.tie_weights=false"
             )
+        if self.softmax == "adaptive":
+            if self.tie_weights:
+                raise LyricgenError("model.softmax=adaptive has no output matrix to tie: set model.tie_weights=false")
+            cut = self.adaptive_cutoffs()
+            if not cut or cut != sorted(set(cut)) or cut[-1] >= self.vocab_size - 1:
+                raise LyricgenError(
+                    f"model.cutoffs={cut} must rise strictly and stay below the vocabulary size - 1 "
+                    f"({self.vocab_size - 1}); e.g. model.cutoffs=[{max(1, self.vocab_size // 8)}]"
+                )
         return self
+
+    def adaptive_cutoffs(self) -> list[int]:
+        """The cluster boundaries of the adaptive softmax: `cutoffs`, or by default the most frequent 1/8 of
+        the vocabulary in the head and the next 3/8 in the first tail cluster (Grave et al. 2017)."""
+        if self.cutoffs is not None:
+            return [int(c) for c in self.cutoffs]
+        return sorted({c for c in (self.vocab_size // 8, self.vocab_size // 2) if 1 <= c < self.vocab_size - 1})
 
 
 class RNNLM(nn.Module):
@@ -111,10 +129,19 @@ class RNNLM(nn.Module):
                 dropout=s.dropout if s.num_layers > 1 else 0.0,
                 **extra,
             )
+        self.vocab_size = s.vocab_size
+        self.adaptive = s.softmax == "adaptive"
+        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
+        if self.adaptive:
+            # Grave et al. 2017: frequent words in a full head, rarer ones in clusters of smaller projections;
+            # training computes only the clusters its targets fall in.
+            self.head: nn.Module = nn.AdaptiveLogSoftmaxWithLoss(
+                s.hidden_size, s.vocab_size, s.adaptive_cutoffs(), div_value=4.0
+            )
+            return
         self.head = nn.Linear(s.hidden_size, s.vocab_size)
         # Small uniform embeddings and a zero output bias (word_language_model's init_weights); with tied
         # weights the shared matrix starts small, so the first logits are near uniform and training is stable.
-        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
         nn.init.zeros_(self.head.bias)
         if s.tie_weights:
             self.head.weight = self.embedding.weight
@@ -143,11 +170,22 @@ class RNNLM(nn.Module):
     def forward(
         self, tokens: torch.Tensor, hidden: Hidden | None = None, return_outputs: bool = False
     ) -> tuple[torch.Tensor, Hidden] | tuple[torch.Tensor, Hidden, tuple[torch.Tensor, torch.Tensor]]:
-        """tokens (batch, time) -> logits (batch, time, vocab) and the new hidden state.
+        """tokens (batch, time) -> logits (batch, time, vocab) and the new hidden state. With the adaptive
+        softmax the "logits" are its exact log-probabilities (log_softmax leaves them as they are, so
+        every reader of logits works unchanged).
 
         With `return_outputs`, also the last layer's outputs before and after the output dropout
         (for AR / TAR).
         """
+        out, dropped, hidden = self.features(tokens, hidden)
+        if self.adaptive:
+            logits = self.head.log_prob(dropped.reshape(-1, dropped.size(-1))).view(*dropped.shape[:2], -1)
+        else:
+            logits = self.head(dropped)
+        return (logits, hidden, (out, dropped)) if return_outputs else (logits, hidden)
+
+    def features(self, tokens: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, torch.Tensor, Hidden]:
+        """The last layer's outputs before and after the output dropout, and the new hidden state."""
         if hidden is None:
             hidden = self.init_hidden(tokens.size(0), tokens.device)
         weight = word_dropout(self.embedding.weight, self.word_dropout, self.training)
@@ -168,9 +206,7 @@ class RNNLM(nn.Module):
                 hidden = (torch.cat([s[0] for s in states]), torch.cat([s[1] for s in states]))
             else:
                 hidden = torch.cat(states)
-        dropped = self._drop(out, self.dropout)
-        logits = self.head(dropped)
-        return (logits, hidden, (out, dropped)) if return_outputs else (logits, hidden)
+        return out, self._drop(out, self.dropout), hidden
 
 
 def detach_hidden(hidden: Hidden) -> Hidden:

@@ -138,3 +138,34 @@ def test_tutorials_table_is_read_from_the_runs(tmp_path, tiny_corpus):
     assert "capped at 5 minutes" in result.stdout
     bad = run_script("tutorials", "--experiments", "nope")
     assert bad.returncode != 0 and "no experiment 'nope'" in bad.stderr
+
+
+def test_adaptive_softmax_model_trains_checkpoints_and_generates(tmp_path):
+    from tests.conftest import TINY_LINES
+
+    text = train_and_generate(
+        tmp_path,
+        TINY_LINES,
+        ["model=gru", "model.softmax=adaptive", "model.cutoffs=[4,10]"],
+        ["start_word=我爱你", "lines=2"],
+    )
+    assert text.splitlines()[:2] == [TINY_LINES[1], TINY_LINES[2]]  # a learnt line, continued exactly
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["test_ppl"] < 3.0  # the held-out lines are the learnt ones
+
+
+def test_adaptive_softmax_scores_are_normalised_and_match_its_loss():
+    import torch
+
+    from lyricgen.model import LyricsLM
+
+    torch.manual_seed(0)
+    model = LyricsLM(vocab_size=300, cell="gru", emb_dim=16, hidden_size=32, softmax="adaptive", cutoffs=[20, 100])
+    model.eval()
+    x, y = torch.randint(0, 300, (2, 9)), torch.randint(0, 300, (2, 9))
+    y[1, -2:] = -100  # padding, left out
+    logp, _ = model.net(x)
+    torch.testing.assert_close(logp.exp().sum(-1), torch.ones(2, 9))  # a distribution over every word
+    real = y != -100
+    expected = -logp[real].gather(1, y[real][:, None]).mean()
+    assert model._shared_step((x, y), "val").item() == pytest.approx(expected.item(), rel=1e-5)

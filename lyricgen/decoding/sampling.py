@@ -157,7 +157,7 @@ def decode(
     batch = opts.num_samples
     context = torch.tensor(prompt_ids or [newline_id], device=device).expand(batch, -1)
     budget = opts.length if opts.length is not None else opts.max_length
-    seen = torch.zeros(batch, net.head.out_features, dtype=torch.bool, device=device)
+    seen = torch.zeros(batch, net.vocab_size, dtype=torch.bool, device=device)
     if opts.repetition_penalty > 1:
         seen[:, prompt_ids] = True
     lines_done = torch.zeros(batch, dtype=torch.long, device=device)
