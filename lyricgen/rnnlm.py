@@ -131,17 +131,19 @@ class RNNLM(nn.Module):
             )
         self.vocab_size = s.vocab_size
         self.adaptive = s.softmax == "adaptive"
-        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
         if self.adaptive:
             # Grave et al. 2017: frequent words in a full head, rarer ones in clusters of smaller projections;
             # training computes only the clusters its targets fall in.
             self.head: nn.Module = nn.AdaptiveLogSoftmaxWithLoss(
                 s.hidden_size, s.vocab_size, s.adaptive_cutoffs(), div_value=4.0
             )
+            nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
             return
         self.head = nn.Linear(s.hidden_size, s.vocab_size)
         # Small uniform embeddings and a zero output bias (word_language_model's init_weights); with tied
         # weights the shared matrix starts small, so the first logits are near uniform and training is stable.
+        # (This order of the random draws is the one every earlier run was made with.)
+        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
         nn.init.zeros_(self.head.bias)
         if s.tie_weights:
             self.head.weight = self.embedding.weight

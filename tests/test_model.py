@@ -63,7 +63,7 @@ def test_module_rebuilds_from_its_hyperparameters(tmp_path):
     ckpt = saved_checkpoint(module, tmp_path / "m.ckpt")
     hp = ckpt["hyper_parameters"]
     assert hp == {**asdict(settings), **asdict(module.optim)}  # every setting, as a plain scalar
-    assert all(isinstance(v, (int, float, str, bool)) for v in hp.values())
+    assert all(isinstance(v, (int, float, str, bool, type(None))) for v in hp.values())  # plain values
     tokens = torch.randint(0, 40, (2, 7))
     module.eval()
     expected, _ = module(tokens)

@@ -76,9 +76,9 @@ def test_abcde_toy_reaches_full_accuracy(tmp_path):
     acc.Reload()
     val_acc = [e.value for e in acc.Scalars("val/acc")]
     loss = [e.value for e in acc.Scalars("train/loss")]
-    assert val_acc[-1] == pytest.approx(1.0) and val_acc[0] < 1.0  # the accuracy curve climbs to 100%
+    train_acc = [e.value for e in acc.Scalars("train/acc")]
+    assert val_acc[-1] == pytest.approx(1.0) and train_acc[0] < 0.5  # the accuracy curve climbs to 100%
     assert loss[-1] < 0.1 * loss[0]
-    assert "train/acc" in acc.Tags()["scalars"]
 
 
 @pytest.fixture
