@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from lyricgen.cache import read_stream
 from lyricgen.data.ngrams import NgramIndex
 from lyricgen.data.tokenizer import NEWLINE, SPACE
 from lyricgen.decoding.form import count_chars
@@ -61,19 +62,10 @@ def detect_scheme(classes: list[str | None]) -> str:
     return "".join(out)
 
 
-@torch.inference_mode()
 def _token_nll(generator: LyricsGenerator, ids: list[int]) -> list[float]:
     """Negative log-likelihood (nats) of each of `ids`, after a line break as the first context."""
-    net = generator.net
-    was_training = net.training
-    net.eval()
-    device = next(net.parameters()).device
     newline = generator.vocab.stoi.get(NEWLINE, 0)
-    stream = torch.tensor([newline, *ids], device=device)[None]
-    logits, _ = net(stream[:, :-1])
-    nll = torch.nn.functional.cross_entropy(logits[0].float(), stream[0, 1:], reduction="none")
-    net.train(was_training)
-    return nll.tolist()
+    return (-read_stream(generator.net, torch.tensor([newline, *ids])).target_prob.log()).tolist()
 
 
 def critique(

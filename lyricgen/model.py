@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass, fields
 import lightning as L
 import torch
 import torch.nn.functional as F
-from omegaconf import ListConfig
 from torchmetrics import MeanMetric
 
 from lyricgen.checkpoint import read_extras, write_extras
@@ -67,8 +66,6 @@ class LyricsLM(L.LightningModule):
                 f"unknown model option(s) {', '.join(unknown)}; "
                 f"the options are {', '.join(sorted(NET_FIELDS | OPTIM_FIELDS))}"
             )
-        # plain Python values (a list from the config arrives as an OmegaConf ListConfig): weights_only loading
-        hparams = {k: [*v] if isinstance(v, ListConfig | list | tuple) else v for k, v in hparams.items()}
         net = NetSettings.from_hparams(hparams)
         self.optim = OptimSettings(**{k: v for k, v in hparams.items() if k in OPTIM_FIELDS}).check()
         self.save_hyperparameters({**asdict(net), **asdict(self.optim)})  # plain scalars, defaults included

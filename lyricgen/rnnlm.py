@@ -137,18 +137,18 @@ class RNNLM(nn.Module):
             self.head: nn.Module = nn.AdaptiveLogSoftmaxWithLoss(
                 s.hidden_size, s.vocab_size, s.adaptive_cutoffs(), div_value=4.0
             )
-            nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
-            return
-        self.head = nn.Linear(s.hidden_size, s.vocab_size)
+        else:
+            self.head = nn.Linear(s.hidden_size, s.vocab_size)
         # Small uniform embeddings and a zero output bias (word_language_model's init_weights); with tied
         # weights the shared matrix starts small, so the first logits are near uniform and training is stable.
-        # (This order of the random draws is the one every earlier run was made with.)
+        # (The head is made first: the order of the random draws every earlier run was made with.)
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
-        nn.init.zeros_(self.head.bias)
-        if s.tie_weights:
-            self.head.weight = self.embedding.weight
-        else:
-            nn.init.uniform_(self.head.weight, -0.1, 0.1)
+        if not self.adaptive:
+            nn.init.zeros_(self.head.bias)
+            if s.tie_weights:
+                self.head.weight = self.embedding.weight
+            else:
+                nn.init.uniform_(self.head.weight, -0.1, 0.1)
 
     def init_hidden(self, batch_size: int, device: torch.device | str | None = None) -> Hidden:
         """The zero state: (layers, batch, hidden), a pair of them for an LSTM."""

@@ -42,8 +42,13 @@ def train(cfg: DictConfig) -> dict:
     net = NetSettings.from_hparams({**model_options, "vocab_size": len(vocab)})
     check_training_fits(net, datamodule.batch_size, datamodule.seq_len, training_device(cfg.trainer.accelerator))
     ngrams = NgramIndex.from_tokens(datamodule.train_tokens, vocab.stoi, cfg.get("no_copy_max_n", 8))  # for no_copy
-    model = instantiate(
-        cfg.model, vocab_size=len(vocab), vocab=vocab, tokenizer=datamodule.tokenizer.settings, ngrams=ngrams
+    model = instantiate(  # _convert_: plain lists (model.cutoffs), so checkpoints load with weights_only
+        cfg.model,
+        vocab_size=len(vocab),
+        vocab=vocab,
+        tokenizer=datamodule.tokenizer.settings,
+        ngrams=ngrams,
+        _convert_="all",
     )
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]  # callbacks.NAME=null: off
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]

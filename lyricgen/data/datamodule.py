@@ -19,10 +19,6 @@ from lyricgen.schema import check, option
 
 log = logging.getLogger(__name__)
 
-# a vocabulary smaller than this (besides <unk>) is a degenerate set-up, refused; characters are fewer by
-# nature (the "abcde" toy has 6), but one alone is not a language
-MIN_WORDS = {"char": 2}
-MIN_WORDS_DEFAULT = 10
 MAX_UNK_SHARE = 0.5  # so is a validation split with more than this share of <unk> tokens
 
 
@@ -188,7 +184,7 @@ class LyricsDataModule(L.LightningDataModule):
                 f"{self.batch_size * self.seq_len:,} tokens); give more text or lower data.batch_size or data.seq_len"
             )
         built = Vocab.build(self.train_tokens, self.min_freq, self.max_vocab)
-        least = MIN_WORDS.get(self.tokenizer.name, MIN_WORDS_DEFAULT)
+        least = self.tokenizer.min_vocab
         if self.vocab is None and len(built) - 1 < least:
             if self.max_vocab is not None and self.max_vocab < least:
                 raise LyricgenError(

@@ -16,6 +16,7 @@ tokeniser's `settings` travel in the checkpoint; `from_settings` rebuilds it for
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -36,6 +37,8 @@ class Tokenizer:
     name = "?"
     #: the lyric-form options (rhyme, line_chars, acrostic) read a token's characters as written text
     supports_form = True
+    #: a vocabulary smaller than this (besides <unk>) is a degenerate set-up, refused by the data module
+    min_vocab = 10
 
     @property
     def settings(self) -> dict:
@@ -103,6 +106,7 @@ class CharTokenizer(Tokenizer):
     """Every character a token, spaces included (a line is its characters, exactly as written)."""
 
     name = "char"
+    min_vocab = 2  # characters are few by nature (the "abcde" toy has 6), but one alone is not a language
 
     def tokenize_line(self, line: str) -> list[str]:
         return list(line)
@@ -173,11 +177,9 @@ def from_settings(settings: dict | None) -> Tokenizer:
 
         raise LyricgenError(f"the checkpoint was made with tokenizer {name!r}, which this lyricgen does not know "
                             f"({', '.join(TOKENIZERS)}); update lyricgen")
-    if name == "jieba":
-        return JiebaTokenizer(hmm=settings.get("hmm", True))
-    if name == "words":
-        return WordsTokenizer(lowercase=settings.get("lowercase", False))
-    return CharTokenizer()
+    cls = TOKENIZERS[name]
+    params = inspect.signature(cls).parameters  # the settings it is built from (not e.g. jieba_version)
+    return cls(**{k: v for k, v in settings.items() if k in params})
 
 
 def _atomic_write_text(path: Path, text: str) -> None:

@@ -48,11 +48,9 @@ def _nucleus_draw(logits: torch.Tensor, top_p: float, generator: torch.Generator
     distribution exactly (the whole distribution conditioned on the nucleus, ties at its edge included,
     as `_nucleus`), and a draw is kept with probability >= top_p: ~1.05 draws a step at top_p 0.95.
 
-    On the CPU it works on numpy views (a few microseconds a call, where each torch call costs more on
-    rows this short); a whole-vocabulary sort was most of what sampling cost beyond greedy decoding.
+    For the CPU (`logits` are read as numpy views: a few microseconds a call, where each torch call costs
+    more on rows this short); a whole-vocabulary sort was most of what sampling cost beyond greedy decoding.
     """
-    if logits.device.type != "cpu":
-        return _draw(_nucleus(logits, top_p).softmax(dim=-1), generator)
     x = logits.numpy()
     weights = np.exp(x - x.max(axis=1, keepdims=True))  # unnormalised probabilities
     cdf = np.cumsum(weights, axis=1)
@@ -80,7 +78,7 @@ def pick(logits: torch.Tensor, opts: DecodingOptions, generator: torch.Generator
     if opts.strategy == "greedy":
         return logits.argmax(dim=-1)
     logits = logits / opts.temperature
-    if opts.top_k == 0 and opts.top_p < 1:
+    if opts.top_k == 0 and opts.top_p < 1 and logits.device.type == "cpu":
         return _nucleus_draw(logits, opts.top_p, generator)
     if opts.top_k > 0:
         kth = torch.topk(logits, min(opts.top_k, logits.size(-1)), dim=-1).values[:, -1:]
@@ -158,6 +156,7 @@ def decode(
     context = torch.tensor(prompt_ids or [newline_id], device=device).expand(batch, -1)
     budget = opts.length if opts.length is not None else opts.max_length
     seen = torch.zeros(batch, net.vocab_size, dtype=torch.bool, device=device)
+    exempt = list(no_penalty_ids)
     if opts.repetition_penalty > 1:
         seen[:, prompt_ids] = True
     lines_done = torch.zeros(batch, dtype=torch.long, device=device)
@@ -169,7 +168,7 @@ def decode(
         step = logits[:, -1].float()
         step[:, unk_id] = -math.inf
         if opts.repetition_penalty > 1:
-            step = penalize(step, seen, opts.repetition_penalty, list(no_penalty_ids))
+            step = penalize(step, seen, opts.repetition_penalty, exempt)
         token = pick(step, opts, generator)
         out[:, n - 1] = token
         if opts.repetition_penalty > 1:
