@@ -88,7 +88,7 @@ class LyricsMetrics(L.Callback):
     @rank_zero_only
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         datamodule = trainer.datamodule
-        if datamodule is None or not getattr(datamodule, "train_tokens", None):
+        if getattr(datamodule, "corpus", None) is None:  # not set up
             return
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if best:

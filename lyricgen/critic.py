@@ -180,4 +180,4 @@ def training_lines_of_run(ckpt_path: str | Path) -> list[list[str]] | None:
     except (LyricgenError, OSError) as e:
         log.warning("training text not read (%s); copies are reported without their place", e)
         return None
-    return word_lines(datamodule.train_tokens)
+    return word_lines(datamodule.tokens("train"))

@@ -24,7 +24,7 @@ CORPUS = "corpus"  # the key prefix of the held-out corpus's measures
 
 def training_lines(datamodule: LyricsDataModule) -> list[str]:
     """The lines of the training split, as generated lines are written (for novelty)."""
-    return lines_of(datamodule.train_tokens + [NEWLINE])
+    return lines_of(datamodule.tokens("train") + [NEWLINE])
 
 
 def measures(
@@ -68,7 +68,7 @@ def corpus_measures(
 ) -> dict[str, float]:
     """The same measures for the held-out (validation) lyrics, cut into pieces of `opts.lines` lines:
     the reference that generated lyrics are read against."""
-    lines = sample_lines(datamodule.val_tokens)
+    lines = sample_lines(datamodule.tokens("val"))
     size = opts.lines or 8
     pieces = [[tok for line in lines[i : i + size] for tok in (*line, NEWLINE)] for i in range(0, len(lines), size)]
     return measures(generator, pieces, known_lines, opts)

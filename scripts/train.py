@@ -16,7 +16,6 @@ from omegaconf import DictConfig, OmegaConf
 from lyricgen.checkpoint import check_resumable, load_checkpoint, read_extras
 from lyricgen.cli import quiet_libraries, quote_non_ascii, user_errors
 from lyricgen.config import check_config, plain, training_device
-from lyricgen.data.ngrams import NgramIndex
 from lyricgen.evaluation import log_hparams_summary, test_best_checkpoint
 from lyricgen.memory import check_training_fits
 from lyricgen.rnnlm import NetSettings
@@ -41,7 +40,7 @@ def train(cfg: DictConfig) -> dict:
     vocab = datamodule.vocab
     net = NetSettings.from_hparams({**model_options, "vocab_size": len(vocab)})
     check_training_fits(net, datamodule.batch_size, datamodule.seq_len, training_device(cfg.trainer.accelerator))
-    ngrams = NgramIndex.from_tokens(datamodule.train_tokens, vocab.stoi, cfg.get("no_copy_max_n", 8))  # for no_copy
+    ngrams = datamodule.training_ngrams(cfg.get("no_copy_max_n", 8))  # for no_copy
     model = instantiate(  # _convert_: plain lists (model.cutoffs), so checkpoints load with weights_only
         cfg.model,
         vocab_size=len(vocab),

@@ -23,7 +23,7 @@ def test_protocol_v2_test_is_the_last_lines_val_the_block_before(tmp_path):
     path = tmp_path / "c.txt"
     path.write_text("\n".join(lines), encoding="utf-8")
     dm = make(path, tmp_path, val_fraction=0.1, test_fraction=0.1)
-    text = {name: "".join(getattr(dm, f"{name}_tokens")).split(NEWLINE)[:-1] for name in ("train", "val", "test")}
+    text = {name: "".join(dm.tokens(name)).split(NEWLINE)[:-1] for name in ("train", "val", "test")}
     assert text["test"] == ["最后 的 考试", "只在 测试 里"]  # the last 10% of the lines, in order
     assert text["val"] == ["验证 的 秘密", "只在 验证 里"]  # the 10% before it
     assert text["train"] == lines[:16]  # the rest; together the corpus, once, in order
@@ -37,7 +37,7 @@ def test_folder_corpus_splits_by_whole_songs(tmp_path):
         (tmp_path / f"song{i}.txt").write_text("\n".join(f"歌{i} 第{j}句" for j in range(6)), encoding="utf-8")
     dm = make(tmp_path, tmp_path, val_fraction=0.2, test_fraction=0.2)
     songs = {
-        name: [line.split()[0] for line in "".join(getattr(dm, f"{name}_tokens")).split(NEWLINE)[:-1]]
+        name: [line.split()[0] for line in "".join(dm.tokens(name)).split(NEWLINE)[:-1]]
         for name in ("train", "val", "test")
     }
     assert set(songs["test"]) == {"歌8", "歌9"}  # whole songs from the end
@@ -51,8 +51,8 @@ def test_chars_per_token_counts_spaces_and_line_breaks(tmp_path):
     path = tmp_path / "c.txt"
     path.write_text("\n".join(lines), encoding="utf-8")
     dm = make(path, tmp_path, val_fraction=0.05, test_fraction=0.05, seq_len=3)
-    assert dm.test_tokens == ["我", " ", "爱", " ", "你", "\n"]
-    assert dm.tokenizer.text_length(dm.test_tokens) == 6  # each space and the line break count one character
+    assert dm.tokens("test") == ["我", " ", "爱", " ", "你", "\n"]
+    assert dm.tokenizer.text_length(dm.tokens("test")) == 6  # each space and the line break count one character
     # the first token is never a target: 5 predicted tokens stand for 5 characters (" 爱 你\n")
     assert dm.chars_per_token["test"] == pytest.approx(5 / 5)
 
@@ -118,7 +118,7 @@ def test_max_vocab_keeps_the_most_frequent_training_words(tmp_path):
     path.write_text("\n".join(f"词{i % 23} 字{i % 7} 歌{i % 3}" for i in range(200)), encoding="utf-8")
     full, capped = make(path, tmp_path), make(path, tmp_path, max_vocab=12)
     assert len(capped.vocab) == 12 + 1 and len(full.vocab) > 13
-    counts = Counter(capped.train_tokens)
+    counts = Counter(capped.tokens("train"))
     assert min(counts[t] for t in capped.vocab.itos[1:]) >= max(
         counts[t] for t in full.vocab.itos if t not in capped.vocab
     )

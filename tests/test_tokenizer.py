@@ -1,6 +1,3 @@
-import json
-import logging
-
 import pytest
 
 from lyricgen.data.tokenizer import (
@@ -10,7 +7,6 @@ from lyricgen.data.tokenizer import (
     JiebaTokenizer,
     WordsTokenizer,
     from_settings,
-    tokenize_songs,
 )
 from lyricgen.errors import LyricgenError
 
@@ -27,44 +23,6 @@ def test_words_and_phrase_breaks():
 def test_text_with_line_breaks():
     tokens = JiebaTokenizer().tokenize("星星\n月亮")
     assert tokens == ["星星", NEWLINE, "月亮"]
-
-
-def test_cache_is_used_on_second_run(tmp_path, monkeypatch):
-    songs = [["星星 在天上", "我爱你"]]
-    first = tokenize_songs(songs, JiebaTokenizer(), "abc", tmp_path)
-    assert len(list(tmp_path.glob("tokens-*.json"))) == 1
-
-    def no_jieba(self, line):
-        raise AssertionError("jieba ran although the cache holds this corpus")
-
-    monkeypatch.setattr(JiebaTokenizer, "tokenize_line", no_jieba)
-    assert tokenize_songs(songs, JiebaTokenizer(), "abc", tmp_path) == first
-
-
-def test_cache_is_keyed_by_corpus_and_settings(tmp_path):
-    songs = [["星星 在天上"]]
-    tokenize_songs(songs, JiebaTokenizer(), "abc", tmp_path)
-    tokenize_songs(songs, JiebaTokenizer(), "other-corpus", tmp_path)
-    tokenize_songs(songs, JiebaTokenizer(hmm=False), "abc", tmp_path)
-    assert len(list(tmp_path.glob("tokens-*.json"))) == 3
-
-
-@pytest.mark.parametrize("damage", ["truncate", "tamper"])
-def test_corrupt_cache_is_rebuilt_with_a_warning(tmp_path, caplog, damage):
-    songs = [["星星 在天上", "我爱你"]]
-    good = tokenize_songs(songs, JiebaTokenizer(), "abc", tmp_path)
-    (path,) = tmp_path.glob("tokens-*.json")
-    text = path.read_text(encoding="utf-8")
-    if damage == "truncate":
-        path.write_text(text[: len(text) // 2], encoding="utf-8")
-    else:
-        data = json.loads(text)
-        data["songs"][0][0] = ["篡改"]
-        path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    with caplog.at_level(logging.WARNING):
-        assert tokenize_songs(songs, JiebaTokenizer(), "abc", tmp_path) == good
-    assert "corrupt" in caplog.text
-    assert json.loads(path.read_text(encoding="utf-8"))["songs"] == good  # repaired on disk
 
 
 ROUND_TRIPS = [
@@ -113,16 +71,6 @@ def test_settings_of_old_checkpoints_mean_jieba():
     assert isinstance(from_settings({"hmm": True, "jieba_version": "0.42.1"}), JiebaTokenizer)
     with pytest.raises(LyricgenError, match="tokenizer 'bpe'"):
         from_settings({"name": "bpe"})
-
-
-def test_cache_key_changes_with_the_tokenizer(tmp_path):
-    songs = [["Once upon a time, 星星"]]
-    results = [
-        tokenize_songs(songs, tok, "abc", tmp_path) for tok in (JiebaTokenizer(), CharTokenizer(), WordsTokenizer())
-    ]
-    assert len(list(tmp_path.glob("tokens-*.json"))) == 3
-    assert results[1][0][0][:4] == ["O", "n", "c", "e"] and results[2][0][0][:2] == ["Once", "upon"]
-    assert tokenize_songs(songs, CharTokenizer(), "abc", tmp_path) == results[1]  # read back, not mixed up
 
 
 def test_resuming_with_another_tokenizer_is_refused():

@@ -7,12 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from lyricgen.data.corpus import TokenizedCorpus, load_or_tokenize
 from lyricgen.data.datasets import ChunkDataset, StreamDataset, pad_collate
-from lyricgen.data.source import ensure_file, read_songs
-from lyricgen.data.tokenizer import NEWLINE, JiebaTokenizer, Tokenizer, tokenize_songs
+from lyricgen.data.ngrams import NgramIndex
+from lyricgen.data.source import corpus_digest, ensure_file, read_songs
+from lyricgen.data.tokenizer import NEWLINE, SPACE, JiebaTokenizer, Tokenizer
 from lyricgen.data.vocab import Vocab
 from lyricgen.errors import LyricgenError
 from lyricgen.schema import check, option
@@ -22,41 +25,33 @@ log = logging.getLogger(__name__)
 MAX_UNK_SHARE = 0.5  # so is a validation split with more than this share of <unk> tokens
 
 
-def _take_from_end(songs: list[list[list[str]]], fraction: float, total: int) -> tuple[list, list]:
-    """(rest, held out): the last `fraction` of `total` lines; whole songs when there are several."""
-    if len(songs) == 1:
-        lines = songs[0]
-        n = max(1, round(total * fraction))
-        return [lines[:-n]], [lines[-n:]]
+def _held_out(song_lines: list[int], fraction: float, total: int) -> int:
+    """How many lines to hold out from the end: the last `fraction` of `total` lines; whole songs when there
+    are several (song_lines: the line counts of the songs left, shortened in place)."""
+    if len(song_lines) == 1:
+        n = min(song_lines[0], max(1, round(total * fraction)))
+        song_lines[0] -= n
+        return n
     n_songs, n = 0, 0
-    while n < total * fraction and n_songs < len(songs) - 1:
+    while n < total * fraction and n_songs < len(song_lines) - 1:
         n_songs += 1
-        n += len(songs[-n_songs])
-    return songs[:-n_songs], songs[-n_songs:]
+        n += song_lines[-n_songs]
+    del song_lines[len(song_lines) - n_songs :]
+    return n
 
 
-def split_songs(
-    songs: list[list[list[str]]], val_fraction: float, test_fraction: float = 0.0
-) -> tuple[list, list, list]:
-    """Protocol v2: test = the last `test_fraction` of the lines, val = the `val_fraction` before it,
-    train = the rest, each one contiguous block in corpus order.
+def split_lines(song_lines, val_fraction: float, test_fraction: float = 0.0) -> tuple[int, int]:
+    """Protocol v2: the line indices where val and test begin. Test = the last `test_fraction` of the lines,
+    val = the `val_fraction` before it, train = the rest, each one contiguous block in corpus order.
 
     One song (a single file): blocks of lines. Several songs (a folder): whole songs from the end, so
     that no song is split between two splits. `test_fraction=0` gives an empty test split.
     """
-    total = sum(len(s) for s in songs)
-    test: list = []
-    if test_fraction > 0:
-        songs, test = _take_from_end(songs, test_fraction, total)
-    train, val = _take_from_end(songs, val_fraction, total)
-    return train, val, test
-
-
-
-
-def stream(songs: list[list[list[str]]]) -> list[str]:
-    """Flatten songs of tokenised lines into one token stream, a newline token after each line."""
-    return [tok for song in songs for line in song for tok in (*line, NEWLINE)]
+    left = [int(n) for n in song_lines]
+    total = sum(left)
+    n_test = _held_out(left, test_fraction, total) if test_fraction > 0 else 0
+    n_val = _held_out(left, val_fraction, total)
+    return total - n_test - n_val, total - n_test
 
 
 @dataclass
@@ -80,6 +75,7 @@ class DataOptions:
     stateful: bool = option(False)
     blank_lines: bool = option(False)
     hmm: bool = option(True)
+    tokenize_workers: int | None = option(None, ge=1)
 
 
 class LyricsDataModule(L.LightningDataModule):
@@ -103,7 +99,11 @@ class LyricsDataModule(L.LightningDataModule):
         tokenizer: how text becomes tokens (`conf/tokenizer/`: jieba words, characters, English words).
         blank_lines: keep empty lines (plays and prose, where they separate speeches); lyrics drop them.
         hmm: jieba's HMM switch, for configs made before `tokenizer` (used when no tokenizer is given).
+        tokenize_workers: processes that tokenise a corpus the cache does not hold yet (None: every
+            usable core; small corpora are tokenised in this process).
     """
+
+    SPLITS = ("train", "val", "test")
 
     def __init__(
         self,
@@ -125,6 +125,7 @@ class LyricsDataModule(L.LightningDataModule):
         tokenizer: Tokenizer | None = None,
         blank_lines: bool = False,
         hmm: bool = True,
+        tokenize_workers: int | None = None,
     ) -> None:
         super().__init__()
         options = {k: v for k, v in locals().items() if k in DataOptions.__dataclass_fields__}
@@ -143,47 +144,65 @@ class LyricsDataModule(L.LightningDataModule):
         self.max_vocab = max_vocab
         self.tokenizer = tokenizer or JiebaTokenizer(hmm=hmm)
         self.blank_lines = blank_lines
+        self.tokenize_workers = tokenize_workers
         self.vocab: Vocab | None = None  # set it before setup() to reuse a checkpoint's vocabulary
-        self.train_tokens: list[str] = []
-        self.val_tokens: list[str] = []
-        self.test_tokens: list[str] = []
+        self.corpus: TokenizedCorpus | None = None  # the whole corpus as ids (`lyricgen.data.corpus`)
+        self.spans: dict[str, tuple[int, int]] = {}  # per split: its [start, stop) token offsets in the corpus
         self.chars_per_token: dict[str, float] = {}  # per split: characters / predicted tokens (for bpc)
         self.unk_share: dict[str, float] = {}  # per split: share of its tokens that are <unk>
 
-    def _tokenized_songs(self) -> list[list[list[str]]]:
-        songs, digest = read_songs(self.path, self.encoding, self.member, self.blank_lines)
-        return tokenize_songs(songs, self.tokenizer, digest, self.cache_dir)
+    def _corpus(self) -> TokenizedCorpus:
+        """The corpus as ids: mapped from the token cache, or tokenised (and cached) when it is not there."""
+        digest = corpus_digest(self.path, self.encoding, self.member, self.blank_lines)
+        return load_or_tokenize(
+            lambda: read_songs(self.path, self.encoding, self.member, self.blank_lines)[0],
+            self.tokenizer,
+            digest,
+            self.cache_dir,
+            self.tokenize_workers,
+        )
 
     def prepare_data(self) -> None:
         """Download (once, with checksum) and fill the token cache; runs on one process only."""
         if self.url:
             ensure_file(self.path, self.url, self.sha256)
-        self._tokenized_songs()
+        self._corpus()
+
+    def tokens(self, split: str) -> list[str]:
+        """The tokens of a split ("train", "val", "test") as strings, `<unk>` not applied (for the
+        evaluation measures and tests; training reads `train_ids`)."""
+        return self.corpus.tokens(*self.spans[split])
 
     def setup(self, stage: str | None = None) -> None:
-        if self.train_tokens:
+        if self.corpus is not None:
             return  # already set up (the training function sets up before the trainer does)
         if self.url:
             ensure_file(self.path, self.url, self.sha256)
-        train_songs, val_songs, test_songs = split_songs(self._tokenized_songs(), self.val_fraction, self.test_fraction)
-        self.train_tokens, self.val_tokens, self.test_tokens = stream(train_songs), stream(val_songs), stream(test_songs)
+        corpus = self._corpus()
+        val_start, test_start = split_lines(corpus.song_lines, self.val_fraction, self.test_fraction)
+        bounds = [0, corpus.line_offset(val_start), corpus.line_offset(test_start), len(corpus)]
+        spans = dict(zip(self.SPLITS, zip(bounds, bounds[1:])))
+        lines = dict(zip(self.SPLITS, ((0, val_start), (val_start, test_start), (test_start, corpus.n_lines))))
         need = self.seq_len + 1
-        sizes = {"training": len(self.train_tokens), "validation": len(self.val_tokens)}
+        size = {split: stop - start for split, (start, stop) in spans.items()}
+        sizes = {"training": size["train"], "validation": size["val"]}
         if self.test_fraction > 0:
-            sizes["test"] = len(self.test_tokens)
+            sizes["test"] = size["test"]
         if min(sizes.values()) < need:
             raise LyricgenError(
                 f"corpus {self.path} is too short: {sum(sizes.values())} tokens "
                 f"({', '.join(f'{n} for {name}' for name, n in sizes.items())}), but each split "
                 f"needs at least data.seq_len + 1 = {need}; give more text or lower data.seq_len"
             )
-        if len(self.train_tokens) < self.batch_size * self.seq_len + 1:
+        if size["train"] < self.batch_size * self.seq_len + 1:
             raise LyricgenError(
-                f"the training split of {self.path} has {len(self.train_tokens):,} tokens, less than one batch "
+                f"the training split of {self.path} has {size['train']:,} tokens, less than one batch "
                 f"(data.batch_size {self.batch_size} x data.seq_len {self.seq_len} = "
                 f"{self.batch_size * self.seq_len:,} tokens); give more text or lower data.batch_size or data.seq_len"
             )
-        built = Vocab.build(self.train_tokens, self.min_freq, self.max_vocab)
+        train_types = corpus.ids[slice(*spans["train"])]
+        counts = np.bincount(train_types, minlength=len(corpus.types)).tolist()
+        built = Vocab.from_counts(dict(zip(corpus.types, counts)), self.min_freq, self.max_vocab)
         least = self.tokenizer.min_vocab
         if self.vocab is None and len(built) - 1 < least:
             if self.max_vocab is not None and self.max_vocab < least:
@@ -193,7 +212,7 @@ class LyricsDataModule(L.LightningDataModule):
                 )
             raise LyricgenError(
                 f"data.min_freq={self.min_freq} leaves a vocabulary of {len(built) - 1} words besides <unk> "
-                f"(from {len(self.train_tokens):,} training tokens of {self.path}); a model needs at least "
+                f"(from {size['train']:,} training tokens of {self.path}); a model needs at least "
                 f"{least}: lower data.min_freq (e.g. data.min_freq=2) or give more text"
             )
         if self.vocab is not None and self.vocab != built:  # a vocabulary given from a checkpoint
@@ -203,18 +222,25 @@ class LyricsDataModule(L.LightningDataModule):
                 "of the run that wrote the checkpoint"
             )
         self.vocab = self.vocab or built
-        self.train_ids = torch.tensor(self.vocab.encode(self.train_tokens), dtype=torch.long)
-        self.val_ids = torch.tensor(self.vocab.encode(self.val_tokens), dtype=torch.long)
-        self.test_ids = torch.tensor(self.vocab.encode(self.test_tokens), dtype=torch.long)
+        # corpus ids -> vocabulary ids: one lookup table, applied to the mapped array of each split
+        self.lookup = np.asarray([self.vocab.stoi.get(t, self.vocab.unk_id) for t in corpus.types], dtype=np.int64)
+        self.train_ids, self.val_ids, self.test_ids = (
+            torch.from_numpy(self.lookup[corpus.ids[slice(*spans[split])]]) for split in self.SPLITS
+        )
         unk = self.vocab.unk_id
-        for stage, tokens, ids in (("val", self.val_tokens, self.val_ids), ("test", self.test_tokens, self.test_ids)):
-            if len(tokens) > 1:
-                # the first token is never a target: the figures are over tokens[1:]
-                self.chars_per_token[stage] = self.tokenizer.text_length(tokens[1:]) / (len(tokens) - 1)
+        for stage, ids in (("val", self.val_ids), ("test", self.test_ids)):
+            if len(ids) > 1:
+                # the first token is never a target: the figures are over tokens[1:], and the characters
+                # are those of the split's lines less what its first token stands for
+                first, end = lines[stage][0], lines[stage][1]
+                first_line = corpus.tokens(spans[stage][0], corpus.line_offset(first + 1))
+                first_chars = int(corpus.line_chars[first]) - self.tokenizer.text_length(first_line[1:])
+                chars = int(corpus.line_chars[first:end].sum()) - first_chars
+                self.chars_per_token[stage] = chars / (len(ids) - 1)
                 self.unk_share[stage] = float((ids[1:] == unk).float().mean())
         if self.unk_share.get("val", 0.0) > MAX_UNK_SHARE:
             raise LyricgenError(
-                f"{self.unk_share['val']:.0%} of the validation split's {len(self.val_tokens) - 1:,} tokens are <unk> "
+                f"{self.unk_share['val']:.0%} of the validation split's {size['val'] - 1:,} tokens are <unk> "
                 f"(words the training split has fewer than data.min_freq={self.min_freq} times), above "
                 f"{MAX_UNK_SHARE:.0%}: its perplexity would measure nothing; lower data.min_freq or give more text"
             )
@@ -224,6 +250,16 @@ class LyricsDataModule(L.LightningDataModule):
             len(self.train_ids), len(self.val_ids), len(self.test_ids), len(self.vocab), self.min_freq, self.max_vocab,
             self.unk_share.get("val", 0.0), self.unk_share.get("test", 0.0),
         )
+        self.corpus, self.spans = corpus, spans
+
+    def training_ngrams(self, max_n: int = 8) -> NgramIndex:
+        """The hashed word n-grams of the training split (`lyricgen.data.ngrams`), from its ids: inside lines,
+        phrase-break spaces skipped, runs with `<unk>` left out."""
+        types = np.asarray(self.corpus.ids[slice(*self.spans["train"])])
+        breaks = types == self.corpus.type_id(NEWLINE)
+        words = ~breaks & (types != self.corpus.type_id(SPACE))
+        line_of = np.cumsum(breaks) - breaks  # the number of line breaks before each token
+        return NgramIndex.from_arrays(self.lookup[types[words]], line_of[words], max_n, self.vocab.unk_id)
 
     def _loader(self, dataset, shuffle: bool) -> DataLoader:
         return DataLoader(

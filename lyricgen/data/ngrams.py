@@ -64,7 +64,12 @@ class NgramIndex:
         for i, line in enumerate(lines):
             flat.extend(line)
             line_of.extend([i] * len(line))
-        ids, line_of = np.asarray(flat, dtype=np.int64), np.asarray(line_of, dtype=np.int64)
+        return cls.from_arrays(np.asarray(flat, dtype=np.int64), np.asarray(line_of, dtype=np.int64), max_n, unk_id)
+
+    @classmethod
+    def from_arrays(cls, ids: np.ndarray, line_of: np.ndarray, max_n: int = 8, unk_id: int = 0) -> "NgramIndex":
+        """`build` from the word ids in one array and the line each one belongs to (non-decreasing)."""
+        ids, line_of = np.asarray(ids, dtype=np.int64), np.asarray(line_of, dtype=np.int64)
         contexts, nexts = {}, {}
         for n in range(2, max_n + 1):
             if len(ids) < n:

@@ -82,16 +82,8 @@ def _decode(raw: bytes, encoding: str, where: str) -> str:
         ) from None
 
 
-def read_songs(
-    path: str | os.PathLike, encoding: str = "utf-8", member: str | None = None, blank_lines: bool = False
-) -> tuple[list[Song], str]:
-    """Read a corpus as songs of lines, plus a sha256 that identifies them.
-
-    A `.zip` file yields its `member` (or its only member) as one song; a text file is one song; a
-    folder yields one song per `.txt` file, in sorted order. Blank lines are dropped, unless
-    `blank_lines` (prose and plays, where an empty line separates speeches): then they are kept as empty
-    lines, except at the start and the end of a file.
-    """
+def _raw_files(path: str | os.PathLike, member: str | None) -> list[tuple[bytes, str]]:
+    """The bytes of each file of a corpus, with the name to show in errors."""
     path = Path(path)
     if not path.exists():
         raise LyricgenError(f"corpus path {path} does not exist; set data.path to a text file or a folder of .txt files")
@@ -99,23 +91,48 @@ def read_songs(
         files = sorted(p for p in path.iterdir() if p.suffix == ".txt" and p.is_file())
         if not files:
             raise LyricgenError(f"folder {path} has no .txt files; put one song per .txt file in it")
-        raws = [(p.read_bytes(), str(p)) for p in files]
-    elif path.suffix == ".zip":
+        return [(p.read_bytes(), str(p)) for p in files]
+    if path.suffix == ".zip":
         try:
             with zipfile.ZipFile(path) as zf:
                 names = [n for n in zf.namelist() if not n.endswith("/")]
                 name = member or (names[0] if len(names) == 1 else None)
                 if name not in names:
                     raise LyricgenError(f"{path} has no member {member!r}; it holds {names[:5]}")
-                raws = [(zf.read(name), f"{path}:{name}")]
+                return [(zf.read(name), f"{path}:{name}")]
         except zipfile.BadZipFile:
             raise LyricgenError(f"{path} is not a valid zip file; delete it so that it is downloaded again") from None
-    else:
-        raws = [(path.read_bytes(), str(path))]
-    digest = hashlib.sha256(b"blank lines kept" if blank_lines else b"")
+    return [(path.read_bytes(), str(path))]
+
+
+def _digest(raws: list[tuple[bytes, str]], encoding: str, blank_lines: bool) -> str:
+    digest = hashlib.sha256(f"{encoding.lower()}, blank lines {'kept' if blank_lines else 'dropped'}".encode())
+    for raw, _ in raws:
+        digest.update(hashlib.sha256(raw).digest())
+    return digest.hexdigest()
+
+
+def corpus_digest(
+    path: str | os.PathLike, encoding: str = "utf-8", member: str | None = None, blank_lines: bool = False
+) -> str:
+    """The sha256 that identifies a corpus as `read_songs` reads it, from its bytes alone (no decoding):
+    what a token cache is looked up by before any text is read."""
+    return _digest(_raw_files(path, member), encoding, blank_lines)
+
+
+def read_songs(
+    path: str | os.PathLike, encoding: str = "utf-8", member: str | None = None, blank_lines: bool = False
+) -> tuple[list[Song], str]:
+    """Read a corpus as songs of lines, plus a sha256 that identifies them (`corpus_digest`).
+
+    A `.zip` file yields its `member` (or its only member) as one song; a text file is one song; a
+    folder yields one song per `.txt` file, in sorted order. Blank lines are dropped, unless
+    `blank_lines` (prose and plays, where an empty line separates speeches): then they are kept as empty
+    lines, except at the start and the end of a file.
+    """
+    raws = _raw_files(path, member)
     songs = []
     for raw, where in raws:
-        digest.update(hashlib.sha256(raw).digest())
         text = _decode(raw, encoding, where)
         if blank_lines:
             lines = [line if line.strip() else "" for line in text.strip("\r\n").splitlines()]
@@ -125,4 +142,4 @@ def read_songs(
             songs.append(lines)
     if not songs:
         raise LyricgenError(f"corpus {path} is empty (no non-blank lines); give a file with lyrics in it")
-    return songs, digest.hexdigest()
+    return songs, _digest(raws, encoding, blank_lines)

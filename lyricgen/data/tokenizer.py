@@ -1,4 +1,4 @@
-"""Tokenisers, line by line, and a cache of the tokenised corpus.
+"""Tokenisers, line by line (`lyricgen.data.corpus` runs them over a corpus and caches the result).
 
 Three tokenisers, chosen with the `tokenizer` config group (`conf/tokenizer/`):
 - `jieba` (`JiebaTokenizer`): Chinese words. Inside a line, any run of whitespace (ASCII spaces, tabs,
@@ -15,9 +15,7 @@ tokeniser's `settings` travel in the checkpoint; `from_settings` rebuilds it for
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import json
 import logging
 import os
 import re
@@ -28,7 +26,6 @@ log = logging.getLogger(__name__)
 
 NEWLINE = "\n"
 SPACE = " "
-CACHE_FORMAT = 1
 
 
 class Tokenizer:
@@ -43,6 +40,9 @@ class Tokenizer:
     @property
     def settings(self) -> dict:
         return {"name": self.name}
+
+    def load(self) -> None:
+        """Load what tokenising needs (jieba's dictionary), once per process, before the first line."""
 
     def tokenize_line(self, line: str) -> list[str]:
         raise NotImplementedError
@@ -84,12 +84,17 @@ class JiebaTokenizer(Tokenizer):
 
         return {"name": self.name, "hmm": self.hmm, "jieba_version": getattr(jieba, "__version__", "?")}
 
-    def _cut(self, text: str) -> list[str]:
+    def load(self) -> None:
         if self._jieba is None:
             import jieba
 
             jieba.setLogLevel(logging.WARNING)  # its dictionary-loading chatter is not progress the user needs
+            jieba.initialize()
             self._jieba = jieba
+
+    def _cut(self, text: str) -> list[str]:
+        if self._jieba is None:
+            self.load()
         return self._jieba.lcut(text, HMM=self.hmm)
 
     def tokenize_line(self, line: str) -> list[str]:
@@ -192,33 +197,3 @@ def _atomic_write_text(path: Path, text: str) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-
-
-def tokenize_songs(
-    songs: list[list[str]], tokenizer: Tokenizer, corpus_sha256: str, cache_dir: str | os.PathLike | None
-) -> list[list[list[str]]]:
-    """Tokenise every line of every song, through a cache keyed by the corpus and the tokeniser settings.
-
-    The cache file is written atomically and carries its own key and a digest of its payload, so a
-    truncated or foreign file is detected, reported as a warning and rebuilt.
-    """
-    key_src = json.dumps({"corpus": corpus_sha256, "tokenizer": tokenizer.settings, "format": CACHE_FORMAT}, sort_keys=True)
-    key = hashlib.sha256(key_src.encode()).hexdigest()
-    path = Path(cache_dir) / f"tokens-{key[:16]}.json" if cache_dir is not None else None
-    if path is not None and path.exists():
-        try:
-            cached = json.loads(path.read_text(encoding="utf-8"))
-            payload = json.dumps(cached["songs"], ensure_ascii=False)
-            if cached["key"] != key or cached["digest"] != hashlib.sha256(payload.encode()).hexdigest():
-                raise ValueError("key or digest does not match")
-            log.info("Tokenised corpus read from cache %s", path)
-            return cached["songs"]
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
-            log.warning("Token cache %s is corrupt (%s); rebuilding it", path, e)
-    tokenized = [[tokenizer.tokenize_line(line) for line in song] for song in songs]
-    if path is not None:
-        payload = json.dumps(tokenized, ensure_ascii=False)
-        digest = hashlib.sha256(payload.encode()).hexdigest()
-        _atomic_write_text(path, json.dumps({"key": key, "digest": digest, "songs": tokenized}, ensure_ascii=False))
-        log.info("Tokenised corpus cached in %s", path)
-    return tokenized

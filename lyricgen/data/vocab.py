@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from lyricgen.data.tokenizer import _atomic_write_text
@@ -29,9 +29,12 @@ class Vocab:
     def build(cls, tokens: Iterable[str], min_freq: int = 2, max_vocab: int | None = None) -> "Vocab":
         """Tokens seen at least `min_freq` times, most frequent first, ties in code-point order; with
         `max_vocab`, only the `max_vocab` most frequent of them (besides `<unk>`)."""
-        counts = Counter(tokens)
-        counts.pop(UNK, None)
-        kept = sorted((t for t, c in counts.items() if c >= min_freq), key=lambda t: (-counts[t], t))
+        return cls.from_counts(Counter(tokens), min_freq, max_vocab)
+
+    @classmethod
+    def from_counts(cls, counts: Mapping[str, int], min_freq: int = 2, max_vocab: int | None = None) -> "Vocab":
+        """`build` from the tokens' counts (e.g. a bincount of a split's ids)."""
+        kept = sorted((t for t, c in counts.items() if c >= min_freq and t != UNK), key=lambda t: (-counts[t], t))
         return cls([UNK, *kept[:max_vocab]])
 
     @property
