@@ -3,11 +3,19 @@
     python scripts/benchmark.py                      # the default model (model=rnn data=jaychou)
     python scripts/benchmark.py --steps 300 -- model=lstm model.hidden_size=512
     python scripts/benchmark.py --ckpt outputs/.../best-....ckpt   # also form decoding and the web page's latency
+    python scripts/benchmark.py --scale 0            # without the 100x-corpus data set-up (about 2 minutes)
 
 Both training loops run in this process, on the same batches of the real corpus, with the same
 model sizes, optimiser and gradient clipping, after the same warm-up, over the same number of steps.
 Anything after `--` is a Hydra override of conf/train.yaml, so the benchmark measures what
 `scripts/train.py` trains.
+
+Data at scale (`--scale N`, default 100): the Jay Chou corpus repeated N times in one text file. Each
+measure runs in a fresh process, as a user's run would: a plain single-process `jieba.lcut` loop over its
+lines (the reference), the data module's cold set-up (empty cache: tokenised on every core, cached) and
+warm set-up (cache mapped), with each process's peak memory; then `scripts/train.py trainer=ddp
+trainer.devices=2` on it from an empty cache, whose logs must show one tokenisation and the other rank
+mapping the cache.
 """
 
 from __future__ import annotations
@@ -16,13 +24,18 @@ import argparse
 import datetime
 import inspect
 import itertools
+import json
 import logging
 import platform
+import resource
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
+import zipfile
 from pathlib import Path
 
 import lightning as L
@@ -34,6 +47,7 @@ from torch import nn
 
 from lyricgen.cli import user_errors
 from lyricgen.config import check_config
+from lyricgen.data.corpus import usable_cpus
 from lyricgen.data.datamodule import LyricsDataModule
 from lyricgen.decoding import DecodingOptions
 from lyricgen.generation import LyricsGenerator
@@ -220,6 +234,99 @@ def http_call(http, url: str, api_name: str, data: list):
     return text
 
 
+def peak_mb() -> tuple[float, float]:
+    """Peak resident memory of this process and of its largest child process (MB, Linux's ru_maxrss in KB)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_maxrss / 1024, children.ru_maxrss / 1024
+
+
+def child_plain_jieba(path: str) -> dict:
+    """The reference: one process, jieba's dictionary loaded, then `jieba.lcut` over every non-blank line."""
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    lines = [line for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    start = time.perf_counter()
+    jieba.initialize()
+    loaded = time.perf_counter()
+    tokens = sum(len(jieba.lcut(line)) + 1 for line in lines)  # + the line break
+    return {"dictionary_s": loaded - start, "loop_s": time.perf_counter() - loaded, "tokens": tokens}
+
+
+def child_setup(path: str, cache_dir: str) -> dict:
+    """The data module's set-up (prepare_data + setup) from `cache_dir`, with its peak memory."""
+    before = peak_mb()[0]
+    start = time.perf_counter()
+    dm = LyricsDataModule(path, cache_dir=cache_dir)  # data=text's defaults: jieba, min_freq 2
+    dm.prepare_data()
+    dm.setup("fit")
+    seconds = time.perf_counter() - start
+    own, workers = peak_mb()
+    return {"s": seconds, "mb_before": before, "mb": own, "workers_mb": workers, "tokens": len(dm.corpus)}
+
+
+def in_child(*args: str) -> dict:
+    """Run this script's `--child` measure in a fresh Python process and read its JSON answer."""
+    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def scale_rows(factor: int, work: Path) -> list[tuple[str, str]]:
+    """Set-up of a corpus `factor` times Jay Chou's, against a plain jieba loop; then DDP on it."""
+    with zipfile.ZipFile(ROOT / "data" / "jaychou_lyrics.txt.zip") as zf:
+        text = zf.read("jaychou_lyrics.txt").decode("utf-8").strip("\n")
+    path = work / f"jaychou_x{factor}.txt"
+    path.write_text("\n".join([text] * factor) + "\n", encoding="utf-8")
+    plain = in_child("plain", str(path))
+    cold = in_child("setup", str(path), str(work / "cache"))
+    warm = in_child("setup", str(path), str(work / "cache"))
+    size = f"{factor}x Jay Chou, {cold['tokens']:,} tokens, {path.stat().st_size / 1e6:.1f} MB"
+    reference = plain["dictionary_s"] + plain["loop_s"]
+    rows = [
+        (
+            f"plain jieba.lcut loop, one process ({size})",
+            f"{reference:.2f} s ({plain['dictionary_s']:.2f} s dictionary + {plain['loop_s']:.2f} s loop)",
+        ),
+        (
+            f"data set-up, cold ({size}; tokenised on {usable_cpus()} cores, cached)",
+            f"{cold['s']:.2f} s = {cold['s'] / reference:.2f}x the plain loop "
+            f"({cold['s'] / plain['loop_s']:.2f}x its loop alone)",
+        ),
+        (f"data set-up, warm ({size}; cache mapped)", f"{warm['s']:.2f} s"),
+        (
+            "peak memory of the set-up process, cold / warm (after imports)",
+            f"{cold['mb']:,.0f} / {warm['mb']:,.0f} MB ({cold['mb_before']:,.0f} MB after imports); "
+            f"largest tokenising worker {cold['workers_mb']:,.0f} MB",
+        ),
+    ]
+    # DDP from an empty cache: rank 0 tokenises once before the launch, rank 1 maps the cache.
+    run_dir = work / "ddp"
+    start = time.perf_counter()
+    done = subprocess.run(
+        [
+            sys.executable, str(ROOT / "scripts" / "train.py"), "data=text", f"data.path={path}",
+            f"paths.data_dir={work / 'ddp-data'}", f"hydra.run.dir={run_dir}", "trainer=ddp", "trainer.devices=2",
+            "trainer.accelerator=cpu", "trainer.max_epochs=1", "+trainer.limit_train_batches=20",
+            "+trainer.limit_val_batches=5", "+trainer.limit_test_batches=5", "cache=none",
+            "callbacks.lyrics_metrics=null",
+        ],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    wall = time.perf_counter() - start
+    logs = {p.name: p.read_text(encoding="utf-8") for p in run_dir.glob("*.log")}
+    tokenised = sum(log.count("Tokenised corpus cached in") for log in logs.values())
+    mapped = [name for name, log in logs.items() if "mapped from cache" in log]
+    finished = done.returncode == 0 and (run_dir / "results.json").is_file()
+    rows.append(
+        (
+            f"train.py trainer=ddp trainer.devices=2 on the {factor}x corpus (20 steps, empty cache at the start)",
+            f"{'finished' if finished else f'FAILED (exit {done.returncode})'} in {wall:.0f} s; "
+            f"tokenised {tokenised}x; the cache mapped in {', '.join(sorted(mapped)) or 'no log'}",
+        )
+    )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=60, help="timed training steps per round")
@@ -230,8 +337,16 @@ def main() -> None:
     parser.add_argument(
         "--ckpt", default=None, help="measure generation with this trained checkpoint (default: the model trained here)"
     )
+    parser.add_argument(
+        "--scale", type=int, default=100, help="data set-up of the corpus repeated this many times (0: skip)"
+    )
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)  # a measure run in a fresh process
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/train.yaml (after --)")
     args = parser.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        print(json.dumps({"plain": child_plain_jieba, "setup": child_setup}[kind](*rest)))
+        return
     logging.getLogger("lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     if args.threads:
@@ -256,6 +371,10 @@ def main() -> None:
                     f"{time.perf_counter() - start:.2f} s",
                 )
             )
+
+    if args.scale:
+        with tempfile.TemporaryDirectory() as work:
+            rows += scale_rows(args.scale, Path(work))
 
     data = batches(dm, args.warmup + args.steps)
     tokens = sum(int((y != -100).sum()) for _, y in data[args.warmup :])

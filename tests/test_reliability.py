@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -17,6 +16,7 @@ import pytest
 import torch
 from lightning.pytorch.accelerators import CUDAAccelerator
 
+from lyricgen.data.corpus import TokenizedCorpus
 from lyricgen.data.source import read_songs
 from lyricgen.data.tokenizer import JiebaTokenizer
 from lyricgen.data.vocab import Vocab
@@ -194,17 +194,17 @@ def test_two_runs_at_once_keep_their_own_directories_and_cache(tmp_path, tiny_co
     assert [p.returncode for p in procs] == [0, 0], errs
     runs = sorted(p.parent.parent for p in (tmp_path / "outputs").glob("*/*/checkpoints/last.ckpt"))
     assert len(runs) == 2 and runs[0] != runs[1]
-    (cache,) = (tmp_path / "data" / "cache").glob("tokens-*.json")
-    assert not list((tmp_path / "data" / "cache").glob(".*"))  # no temporary file left behind
-    saved = json.loads(cache.read_text(encoding="utf-8"))  # complete JSON, not a torn write
-    payload = json.dumps(saved["songs"], ensure_ascii=False)
-    assert saved["digest"] == hashlib.sha256(payload.encode()).hexdigest()  # its content matches its digest
+    (cache,) = (tmp_path / "data" / "cache").glob("tokens-*")
+    assert not list((tmp_path / "data" / "cache").glob(".*"))  # no temporary folder left behind
+    key = json.loads((cache / "meta.json").read_text(encoding="utf-8"))["key"]
+    saved = TokenizedCorpus.load(cache, key)  # whole, not torn: every file matches its sha256
     songs, _ = read_songs(tiny_corpus)
-    assert saved["songs"] == [[JiebaTokenizer().tokenize_line(line) for line in song] for song in songs]  # this corpus
+    expected = [tok for song in songs for line in song for tok in (*JiebaTokenizer().tokenize_line(line), "\n")]
+    assert saved.tokens(0, None) == expected  # this corpus
     assert Vocab.load(runs[0] / "vocab.json") == Vocab.load(runs[1] / "vocab.json")  # both read the same tokens
     for run in runs:  # each run made the cache or read it
         log = (run / "train.log").read_text(encoding="utf-8")
-        assert "Tokenised corpus cached in" in log or "read from cache" in log, log[-2000:]
+        assert "Tokenised corpus cached in" in log or "mapped from cache" in log, log[-2000:]
 
 
 # --- bad values: one line, exit code 2, through the real entry points --------------------------------

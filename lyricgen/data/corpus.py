@@ -42,7 +42,7 @@ from lyricgen.data.tokenizer import NEWLINE, Tokenizer, from_settings
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 2  # 1: JSON of token strings (lyricgen 0.1); 2: memory-mapped ids
-BLOCK_CHARS = 200_000  # lines go to the workers in blocks of about this many characters
+BLOCK_CHARS = 20_000  # lines go to the workers in blocks of about this many characters
 ARRAYS = ("ids", "line_ends", "line_chars", "song_lines")
 
 
@@ -162,18 +162,33 @@ def _start_worker(settings: dict) -> None:
 
 
 def _tokenize_block(lines: list[str], tokenizer: Tokenizer | None = None):
-    """One block of lines -> (its distinct tokens, their ids per token, line ends, line characters)."""
+    """One block of lines -> (its distinct tokens, their ids per token, line ends, line characters).
+
+    A line seen before in the block is not tokenised again (a line's tokens depend on the line alone):
+    lyrics repeat their choruses, and 44% of the Jay Chou corpus's lines repeat one within 20,000
+    characters before them. Blocks are small, so only nearby repeats are reused, as in any corpus.
+    """
     tok = tokenizer or _worker_tokenizer
-    index: dict[str, int] = {}
-    ids: list[int] = []
+    memo: dict[str, tuple[list[str], int]] = {}
+    flat: list[str] = []
     ends, chars = [], []
     for line in lines:
-        tokens = tok.tokenize_line(line)
-        tokens.append(NEWLINE)
-        ids.extend([index.setdefault(t, len(index)) for t in tokens])
-        ends.append(len(ids))
-        chars.append(tok.text_length(tokens))
-    return list(index), np.asarray(ids, np.int32), np.asarray(ends, np.int64), np.asarray(chars, np.int64)
+        if line not in memo:
+            tokens = tok.tokenize_line(line)
+            memo[line] = tokens, 0 if tok.additive_length else tok.text_length([*tokens, NEWLINE])
+        tokens, length = memo[line]
+        flat += tokens
+        flat.append(NEWLINE)
+        ends.append(len(flat))
+        chars.append(length)
+    types = list(dict.fromkeys(flat))  # in order of first appearance
+    index = {t: i for i, t in enumerate(types)}
+    ids = np.fromiter(map(index.__getitem__, flat), np.int32, len(flat))
+    ends = np.asarray(ends, np.int64)
+    if tok.additive_length:  # a line's characters: the sum of its tokens' lengths
+        lengths = np.fromiter(map(len, types), np.int64, len(types))
+        chars = np.add.reduceat(lengths[ids], np.concatenate([[0], ends[:-1]])) if len(ids) else ends
+    return types, ids, ends, np.asarray(chars, np.int64)
 
 
 def _pool_context():

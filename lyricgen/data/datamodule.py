@@ -148,19 +148,24 @@ class LyricsDataModule(L.LightningDataModule):
         self.vocab: Vocab | None = None  # set it before setup() to reuse a checkpoint's vocabulary
         self.corpus: TokenizedCorpus | None = None  # the whole corpus as ids (`lyricgen.data.corpus`)
         self.spans: dict[str, tuple[int, int]] = {}  # per split: its [start, stop) token offsets in the corpus
+        self._loaded: TokenizedCorpus | None = None
         self.chars_per_token: dict[str, float] = {}  # per split: characters / predicted tokens (for bpc)
         self.unk_share: dict[str, float] = {}  # per split: share of its tokens that are <unk>
 
     def _corpus(self) -> TokenizedCorpus:
-        """The corpus as ids: mapped from the token cache, or tokenised (and cached) when it is not there."""
+        """The corpus as ids: mapped from the token cache, or tokenised (and cached) when it is not there;
+        once per process (Lightning calls prepare_data again in each fit and test)."""
+        if self._loaded is not None:
+            return self._loaded
         digest = corpus_digest(self.path, self.encoding, self.member, self.blank_lines)
-        return load_or_tokenize(
+        self._loaded = load_or_tokenize(
             lambda: read_songs(self.path, self.encoding, self.member, self.blank_lines)[0],
             self.tokenizer,
             digest,
             self.cache_dir,
             self.tokenize_workers,
         )
+        return self._loaded
 
     def prepare_data(self) -> None:
         """Download (once, with checksum) and fill the token cache; runs on one process only."""

@@ -79,8 +79,12 @@ class NgramIndex:
             same_line = line_of[: len(runs)] == line_of[n - 1 :]
             keep = same_line & (runs != unk_id).all(axis=1)
             runs = runs[keep]
-            pairs = np.unique(np.stack([hash_runs(runs[:, :-1]), runs[:, -1]], axis=1), axis=0)  # sorted by key
-            contexts[n], nexts[n] = pairs[:, 0].copy(), pairs[:, 1].copy()
+            keys, follow = hash_runs(runs[:, :-1]), runs[:, -1]
+            order = np.lexsort((follow, keys))  # sorted by key, then by the next id
+            keys, follow = keys[order], follow[order]
+            first = np.ones(len(keys), dtype=bool)  # each distinct (key, next) pair once
+            first[1:] = (keys[1:] != keys[:-1]) | (follow[1:] != follow[:-1])
+            contexts[n], nexts[n] = keys[first], follow[first]
         return cls(max_n, contexts, nexts)
 
     @classmethod

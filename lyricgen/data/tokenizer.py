@@ -36,6 +36,8 @@ class Tokenizer:
     supports_form = True
     #: a vocabulary smaller than this (besides <unk>) is a degenerate set-up, refused by the data module
     min_vocab = 10
+    #: the text of tokens is their concatenation, so its length is the sum of theirs (not for `words`)
+    additive_length = True
 
     @property
     def settings(self) -> dict:
@@ -132,6 +134,7 @@ class WordsTokenizer(Tokenizer):
 
     name = "words"
     supports_form = False
+    additive_length = False  # spaces are put back between tokens
 
     def __init__(self, lowercase: bool = False) -> None:
         self.lowercase = lowercase
