@@ -96,23 +96,30 @@ def test_script_refuses_bad_values_before_loading(option, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "probs, top_p",
+    "probs, top_k, top_p",
     [
-        ([0.5, 0.2, 0.15, 0.1, 0.05], 0.8),  # nucleus {0, 1, 2}
-        ([0.4, 0.3, 0.3], 0.5),  # a tie at the edge: both 0.3 words are in
-        ([0.9, 0.05, 0.03, 0.02], 0.5),  # the likeliest word alone
+        ([0.5, 0.2, 0.15, 0.1, 0.05], 0, 0.8),  # nucleus {0, 1, 2}
+        ([0.4, 0.3, 0.3], 0, 0.5),  # a tie at the edge: both 0.3 words are in
+        ([0.9, 0.05, 0.03, 0.02], 0, 0.5),  # the likeliest word alone
+        ([0.5, 0.2, 0.15, 0.1, 0.05], 2, 1.0),  # top-2
+        ([0.4, 0.3, 0.3, 0.0], 2, 1.0),  # a tie at the k-th word: both are in
+        ([0.04, 0.02, 0.01] + [0.93 / 93] * 93, 3, 1.0),  # 7% of the mass in the top 3
+        ([0.5, 0.2, 0.15, 0.1, 0.05], 3, 0.7),  # top-3, then the nucleus of those three: {0, 1}
     ],
 )
-def test_rejection_nucleus_draws_follow_the_nucleus_distribution(probs, top_p):
+@pytest.mark.parametrize("rows", [1, 2])
+def test_truncated_draws_follow_the_truncated_distribution(probs, top_k, top_p, rows):
     import torch
 
-    from lyricgen.decoding.sampling import _nucleus, _nucleus_draw
+    from lyricgen.decoding.sampling import _nucleus, _truncated_draw
 
-    logits = torch.tensor([probs, probs[::-1]]).log()  # two rows, the second reversed
-    expected = _nucleus(logits, top_p).softmax(dim=-1)  # the sort-based nucleus: the reference
+    logits = torch.tensor([probs, probs[::-1]][:rows]).log()  # one row (the scalar path) or two, reversed
+    # The reference: the sort-based masks (top-k keeps ties with the k-th word)
+    expected = logits.masked_fill(logits < logits.topk(top_k).values[:, -1:], -torch.inf) if top_k else logits
+    expected = (_nucleus(expected, top_p) if top_p < 1 else expected).softmax(dim=-1)
     g = torch.Generator().manual_seed(0)
-    draws = torch.stack([_nucleus_draw(logits, top_p, g) for _ in range(20000)])  # (draws, rows)
-    for row in range(2):
+    draws = torch.stack([_truncated_draw(logits, top_k, top_p, g) for _ in range(20000)])  # (draws, rows)
+    for row in range(rows):
         freq = torch.bincount(draws[:, row], minlength=len(probs)).float() / len(draws)
-        assert torch.all(freq[expected[row] == 0] == 0)  # never outside the nucleus
+        assert torch.all(freq[expected[row] == 0] == 0)  # never outside the truncated set
         assert torch.allclose(freq, expected[row], atol=0.012), (freq, expected[row])
