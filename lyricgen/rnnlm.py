@@ -53,6 +53,10 @@ class NetSettings:
     weight_drop: float = option(0.0, ge=0, lt=1)
     softmax: str = option("full", choices=("full", "adaptive"))
     cutoffs: list[int] | None = option(None, ge=1, note="adaptive softmax: the word ranks where clusters start")
+    # The adaptive softmax's projections and head bias: torch's defaults here, as every checkpoint made
+    # before these options had them; conf/model/rnn.yaml sets the values tuned on val (2.0, true).
+    div_value: float = option(4.0, gt=0, note="adaptive softmax: each cluster's projection is this much narrower")
+    head_bias: bool = option(False, note="adaptive softmax: a bias in its head (the full softmax always has one)")
 
     @classmethod
     def from_hparams(cls, hparams: Mapping) -> NetSettings:
@@ -135,7 +139,7 @@ class RNNLM(nn.Module):
             # Grave et al. 2017: frequent words in a full head, rarer ones in clusters of smaller projections;
             # training computes only the clusters its targets fall in.
             self.head: nn.Module = nn.AdaptiveLogSoftmaxWithLoss(
-                s.hidden_size, s.vocab_size, s.adaptive_cutoffs(), div_value=4.0
+                s.hidden_size, s.vocab_size, s.adaptive_cutoffs(), div_value=s.div_value, head_bias=s.head_bias
             )
         else:
             self.head = nn.Linear(s.hidden_size, s.vocab_size)

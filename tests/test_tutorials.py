@@ -154,13 +154,26 @@ def test_adaptive_softmax_model_trains_checkpoints_and_generates(tmp_path):
     assert results["test_ppl"] < 3.0  # the held-out lines are the learnt ones
 
 
-def test_adaptive_softmax_scores_are_normalised_and_match_its_loss():
+@pytest.mark.parametrize("div_value, head_bias", [(4.0, False), (2.0, True), (1.0, True)])
+def test_adaptive_softmax_scores_are_normalised_and_match_its_loss(div_value, head_bias):
     import torch
 
     from lyricgen.model import LyricsLM
 
     torch.manual_seed(0)
-    model = LyricsLM(vocab_size=300, cell="gru", emb_dim=16, hidden_size=32, softmax="adaptive", cutoffs=[20, 100])
+    model = LyricsLM(
+        vocab_size=300,
+        cell="gru",
+        emb_dim=16,
+        hidden_size=32,
+        softmax="adaptive",
+        cutoffs=[20, 100],
+        div_value=div_value,
+        head_bias=head_bias,
+    )
+    head = model.net.head
+    assert (head.head.bias is not None) == head_bias
+    assert head.tail[1][0].out_features == int(32 // div_value**2)  # the second cluster's projection
     model.eval()
     x, y = torch.randint(0, 300, (2, 9)), torch.randint(0, 300, (2, 9))
     y[1, -2:] = -100  # padding, left out
@@ -169,3 +182,13 @@ def test_adaptive_softmax_scores_are_normalised_and_match_its_loss():
     real = y != -100
     expected = -logp[real].gather(1, y[real][:, None]).mean()
     assert model._shared_step((x, y), "val").item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_adaptive_checkpoints_made_before_div_value_and_head_bias_keep_their_layout():
+    from lyricgen.rnnlm import RNNLM, NetSettings
+
+    old = {"vocab_size": 300, "cell": "gru", "emb_dim": 16, "hidden_size": 32, "softmax": "adaptive", "cutoffs": [20]}
+    settings = NetSettings.from_hparams(old)  # the hparams of such a checkpoint lack both options
+    assert (settings.div_value, settings.head_bias) == (4.0, False)  # torch's defaults, as they were made
+    head = RNNLM(settings).head
+    assert head.head.bias is None and head.tail[0][0].out_features == 8
