@@ -188,15 +188,17 @@ def parse_keywords(text: str) -> list[str]:
     return words
 
 
-def _line_rows(tokens: list[str], rule: str) -> list[tuple[str, int, str]]:
+def _line_rows(tokens: list[str], rule: str, join=None) -> list[tuple[str, int, str]]:
     """(text, characters, rhyme class) of each line of a sample; the class is the 十三辙 name, with the
-    class under `rule` beside it where that differs."""
+    class under `rule` beside it where that differs. `join` makes a line's text from its tokens (the
+    model's tokeniser: a `words` model puts spaces between words); by default the tokens are concatenated."""
+    join = join or "".join
     rows, line = [], []
     for t in [*tokens, NEWLINE]:
         if t != NEWLINE:
             line.append(t)
             continue
-        text = "".join(line).strip()
+        text = join(line).strip()
         if text:
             words = [w for w in line if w != SPACE]
             shisan = line_class(words, "shisan")
@@ -286,11 +288,10 @@ class LyricsPage:
             _at_most(len(opts.rhyme), MAX_LINES, "rhyme scheme length (letters)")
         gen = self._model().generator
         samples = gen.generate_tokens(start_word, seed=seed, opts=opts)
-        lyrics = "\n\n".join("\n".join(text for text, _, _ in _line_rows(s, opts.rhyme_rule)) for s in samples)
+        lines = [_line_rows(s, opts.rhyme_rule, gen.tokenizer.join) for s in samples]
+        lyrics = "\n\n".join("\n".join(text for text, _, _ in rows) for rows in lines)
         rows = [
-            [k, i, text, chars, rhyme]
-            for k, s in enumerate(samples, 1)
-            for i, (text, chars, rhyme) in enumerate(_line_rows(s, opts.rhyme_rule), 1)
+            [k, i, text, chars, rhyme] for k, s in enumerate(lines, 1) for i, (text, chars, rhyme) in enumerate(s, 1)
         ]
         found = measures(gen, samples, [], opts)
         found.pop("novelty")  # needs the training text's lines as written; the copy measures say it here
