@@ -415,7 +415,7 @@ def main() -> None:
         ("100 samples at once (num_samples=100), top_p 0.95", DecodingOptions(top_p=0.95, num_samples=100)),
     ]
     best = [0.0] * len(kinds)
-    for _ in range(5):  # the kinds alternated, best of 5 each: a decode of a few thousand steps drifts with the VM
+    for _ in range(7):  # the kinds alternated, best of 7 each: a decode of a few thousand steps drifts with the VM
         for i, (_, opts) in enumerate(kinds):
             opts.length = args.gen_tokens if opts.num_samples == 1 else max(1, args.gen_tokens // 20)
             start = time.perf_counter()

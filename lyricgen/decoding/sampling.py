@@ -60,7 +60,7 @@ def _truncated_draw(logits: torch.Tensor, top_k: int, top_p: float, generator: t
     """
     x = logits.numpy()
     if len(x) == 1:  # one sample (generate.py's default): the same draws on scalars, half the array calls
-        return torch.tensor([_truncated_draw_row(x[0], top_k, top_p, generator)])
+        return torch.from_numpy(np.array([_truncated_draw_row(x[0], top_k, top_p, generator)]))
     weights = np.exp(x - x.max(axis=1, keepdims=True))  # unnormalised probabilities
     if 0 < top_k < x.shape[1]:
         weights[x < np.partition(x, -top_k, axis=1)[:, -top_k, None]] = 0.0
@@ -88,7 +88,8 @@ def _truncated_draw(logits: torch.Tensor, top_k: int, top_p: float, generator: t
 
 def _truncated_draw_row(x: np.ndarray, top_k: int, top_p: float, generator: torch.Generator | None) -> int:
     """`_truncated_draw` for one row of logits."""
-    weights = np.exp(x - x.max())
+    weights = x - x.max()
+    np.exp(weights, out=weights)
     if 0 < top_k < len(x):
         weights[x < np.partition(x, -top_k)[-top_k]] = 0.0
     cdf = torch.from_numpy(weights).cumsum(dim=0).numpy()
@@ -96,7 +97,7 @@ def _truncated_draw_row(x: np.ndarray, top_k: int, top_p: float, generator: torc
     for _ in range(TRIES):
         draw = min(int(cdf.searchsorted(torch.rand(1, generator=generator).item() * total, "right")), len(x) - 1)
         chosen = weights[draw]
-        if chosen > (1 - top_p) * total or weights[weights > chosen].sum() < top_p * total:
+        if chosen > (1 - top_p) * total or np.dot(weights, weights > chosen) < top_p * total:
             return draw
     return int(_masked_draw(torch.from_numpy(x[None]), top_k, top_p, generator))
 
