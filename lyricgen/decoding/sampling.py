@@ -88,6 +88,10 @@ def _truncated_draw(logits: torch.Tensor, top_k: int, top_p: float, generator: t
 
 def _truncated_draw_row(x: np.ndarray, top_k: int, top_p: float, generator: torch.Generator | None) -> int:
     """`_truncated_draw` for one row of logits."""
+    if 0 < top_k < len(x):
+        top = np.argpartition(x, -top_k)[-top_k:]
+        if np.count_nonzero(x >= x[top].min()) == top_k:  # no tie at the k-th word: draw among the k alone
+            return int(top[_truncated_draw_row(x[top], 0, top_p, generator)])
     weights = x - x.max()
     np.exp(weights, out=weights)
     if 0 < top_k < len(x):
