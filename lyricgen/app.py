@@ -20,6 +20,7 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,11 +189,10 @@ def parse_keywords(text: str) -> list[str]:
     return words
 
 
-def _line_rows(tokens: list[str], rule: str, join=None) -> list[tuple[str, int, str]]:
+def _line_rows(tokens: list[str], rule: str, join: Callable[[list[str]], str]) -> list[tuple[str, int, str]]:
     """(text, characters, rhyme class) of each line of a sample; the class is the 十三辙 name, with the
-    class under `rule` beside it where that differs. `join` makes a line's text from its tokens (the
-    model's tokeniser: a `words` model puts spaces between words); by default the tokens are concatenated."""
-    join = join or "".join
+    class under `rule` beside it where that differs. `join` is the model's tokeniser's: it makes a line's
+    text from its tokens (a `words` model puts spaces between words)."""
     rows, line = [], []
     for t in [*tokens, NEWLINE]:
         if t != NEWLINE:

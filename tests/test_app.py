@@ -195,12 +195,15 @@ def test_text_fields_and_serving_settings_are_parsed_or_refused():
 
 def test_lines_of_a_words_model_read_with_its_spaces():
     from lyricgen.app import _line_rows
-    from lyricgen.data.tokenizer import NEWLINE, WordsTokenizer
+    from lyricgen.data.tokenizer import NEWLINE, JiebaTokenizer, WordsTokenizer
 
     tokens = WordsTokenizer().tokenize("Once upon a time, there was\nROMEO: I'll go.")
     rows = _line_rows(tokens, "shisan", WordsTokenizer().join)
     assert [text for text, _, _ in rows] == ["Once upon a time, there was", "ROMEO: I'll go."]
-    assert [text for text, _, _ in _line_rows(["星星", "的", NEWLINE, "雨"], "shisan")] == ["星星的", "雨"]
+    assert [text for text, _, _ in _line_rows(["星星", "的", NEWLINE, "雨"], "shisan", JiebaTokenizer().join)] == [
+        "星星的",
+        "雨",
+    ]
 
 
 # --- the real page: scripts/app.py on a free port -------------------------------------------------

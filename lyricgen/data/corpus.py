@@ -169,18 +169,15 @@ def _tokenize_block(lines: list[str], tokenizer: Tokenizer | None = None):
     characters before them. Blocks are small, so only nearby repeats are reused, as in any corpus.
     """
     tok = tokenizer or _worker_tokenizer
-    memo: dict[str, tuple[list[str], int]] = {}
+    memo: dict[str, list[str]] = {}
     flat: list[str] = []
-    ends, chars = [], []
+    ends = []
     for line in lines:
-        if line not in memo:
-            tokens = tok.tokenize_line(line)
-            memo[line] = tokens, 0 if tok.additive_length else tok.text_length([*tokens, NEWLINE])
-        tokens, length = memo[line]
+        tokens = memo.get(line)
+        if tokens is None:
+            tokens = memo[line] = [*tok.tokenize_line(line), NEWLINE]
         flat += tokens
-        flat.append(NEWLINE)
         ends.append(len(flat))
-        chars.append(length)
     types = list(dict.fromkeys(flat))  # in order of first appearance
     index = {t: i for i, t in enumerate(types)}
     ids = np.fromiter(map(index.__getitem__, flat), np.int32, len(flat))
@@ -188,7 +185,10 @@ def _tokenize_block(lines: list[str], tokenizer: Tokenizer | None = None):
     if tok.additive_length:  # a line's characters: the sum of its tokens' lengths
         lengths = np.fromiter(map(len, types), np.int64, len(types))
         chars = np.add.reduceat(lengths[ids], np.concatenate([[0], ends[:-1]])) if len(ids) else ends
-    return types, ids, ends, np.asarray(chars, np.int64)
+    else:  # the tokeniser's own text of each distinct line
+        length = {line: tok.text_length(tokens) for line, tokens in memo.items()}
+        chars = np.fromiter(map(length.__getitem__, lines), np.int64, len(lines))
+    return types, ids, ends, chars
 
 
 def _pool_context():
