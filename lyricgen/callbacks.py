@@ -1,4 +1,5 @@
-"""Callbacks: lyrics samples written to TensorBoard after each validation epoch."""
+"""Callbacks: lyrics samples written to TensorBoard after each validation epoch (each training epoch in a run
+without validation)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ log = logging.getLogger(__name__)
 
 
 class SampleLyrics(L.Callback):
-    """Generate lyrics for fixed prompts at each validation end and log them as TensorBoard text.
+    """Generate lyrics for fixed prompts at each validation end (at each training epoch's end when the run has
+    no validation: `data.train_on_val`) and log them as TensorBoard text.
 
     The same seed every epoch, so the dashboard shows how one draw of the dice changes as the model
     learns (like Lightning Bolts' TensorboardGenerativeModelImageSampler, for text).
@@ -46,9 +48,17 @@ class SampleLyrics(L.Callback):
                 out[prompt] = f"({e})"
         return out
 
-    @rank_zero_only
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or not self.prompts:
+        if not trainer.sanity_checking:
+            self._log_samples(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.enable_validation:
+            self._log_samples(trainer, pl_module)
+
+    @rank_zero_only
+    def _log_samples(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.prompts:
             return
         with torch.random.fork_rng(devices=[]):
             samples = self.samples(pl_module)

@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lyricgen.decoding.options import DecodingOptions
 from lyricgen.decoding.rhyme import RHYME_RULES
@@ -153,6 +153,28 @@ def check_config(cfg: DictConfig, script: str) -> None:
             check(_values(cfg.data.tokenizer, TokenizerOptions), TokenizerOptions, "data.tokenizer.")
         if cfg.get("cache"):
             check(_values(cfg.cache, CacheOptions), CacheOptions, "cache.")
+
+
+def final_run(cfg: DictConfig) -> str | None:
+    """`data.train_on_val=true`: a final run of settings tuned on val, which trains on the validation lines too,
+    so nothing is left to validate on, stop early by, pick a best epoch by, or tune the cache on. Switch off the
+    validation loop, early stopping and the cache, and let the checkpoint callback keep the last epoch (the
+    one `test_best_checkpoint` tests); return the line that says so, or None for an ordinary run."""
+    if not cfg.data.get("train_on_val"):
+        return None
+    with open_dict(cfg):
+        cfg.trainer.limit_val_batches = 0
+        callbacks = cfg.get("callbacks") or {}
+        if callbacks.get("early_stopping"):
+            cfg.callbacks.early_stopping = None
+        if callbacks.get("model_checkpoint"):
+            cfg.callbacks.model_checkpoint.monitor = None
+            cfg.callbacks.model_checkpoint.filename = "final-epoch{epoch:02d}"
+        cfg.cache = None
+    return (
+        "data.train_on_val=true: training on the training and validation lines; no validation, early stopping "
+        "or cache tuning (nothing is held out for them); the last checkpoint is tested"
+    )
 
 
 def _machine() -> tuple[int, bool]:

@@ -97,7 +97,8 @@ def evaluate_checkpoint(
     """`val/*` and `test/*` (loss, ppl, bpc) of the checkpoint on the protocol splits, the `<unk>` share of
     each, the continuous-stream and cache figures (`cache`: windows, thetas, lambdas to tune on val), the
     measures of its samples, and the same measures of the held-out (validation) lyrics under the keys
-    `corpus/<measure>`."""
+    `corpus/<measure>`. A checkpoint of a run that trained on the validation lines (`data.train_on_val`) has
+    test figures and sample measures only: nothing else is held out for it."""
     opts.check()
     generator = LyricsGenerator.from_checkpoint(ckpt_path)  # also checks that it is a lyricgen checkpoint
     datamodule.prepare_data()
@@ -116,7 +117,8 @@ def evaluate_checkpoint(
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    (scores,) = trainer.validate(model, datamodule=datamodule, verbose=False)
+    held_out = not datamodule.train_on_val
+    scores = trainer.validate(model, datamodule=datamodule, verbose=False)[0] if held_out else {}
     if datamodule.test_fraction > 0:
         (test_scores,) = trainer.test(model, datamodule=datamodule, verbose=False)
         scores.update(test_scores)
@@ -125,19 +127,22 @@ def evaluate_checkpoint(
         for k in ("val/loss", "val/ppl", "val/bpc", "test/loss", "test/ppl", "test/bpc")
         if k in scores
     }
-    result.update({f"{stage}/unk share": share for stage, share in datamodule.unk_share.items()})
-    result.update(cache_figures(model, datamodule, **(cache or {})))
+    result.update({f"{stage}/unk share": v for stage, v in datamodule.unk_share.items() if held_out or stage != "val"})
+    if held_out:  # the cache is tuned on val
+        result.update(cache_figures(model, datamodule, **(cache or {})))
     generator.net.to(model.device)
     known = training_lines(datamodule)
     result.update(sample_metrics(generator, known, opts, start_word, seed))
-    result.update({f"{CORPUS}/{k}": v for k, v in corpus_measures(generator, datamodule, opts, known).items()})
+    if held_out:
+        result.update({f"{CORPUS}/{k}": v for k, v in corpus_measures(generator, datamodule, opts, known).items()})
     return result
 
 
 def test_best_checkpoint(
     trainer: L.Trainer, model: LyricsLM, datamodule: LyricsDataModule, cache: dict | None = None
 ) -> dict[str, float]:
-    """After `fit`: the test split scored once, with the checkpoint that was best on `val` (protocol v2).
+    """After `fit`: the test split scored once, with the checkpoint that was best on `val` (protocol v2), or
+    the last one of a run that trained on val (`data.train_on_val`: its checkpoint callback monitors nothing).
 
     Returns test_loss, test_ppl, test_bpc, the best checkpoint's val_bpc, each split's `<unk>` share and,
     with `cache` (windows, thetas, lambdas), the continuous-cache figures of the same weights: settings
@@ -150,7 +155,7 @@ def test_best_checkpoint(
     best = bool(ckpt is not None and ckpt.best_model_path)
     (scores,) = trainer.test(model, datamodule=datamodule, ckpt_path="best" if best else None, verbose=False)
     result = {k.replace("/", "_"): float(v) for k, v in scores.items() if k.startswith("test/")}
-    if best and "val" in datamodule.chars_per_token:
+    if best and ckpt.best_model_score is not None and "val" in datamodule.chars_per_token:
         result["best_val_bpc"] = math.log2(float(ckpt.best_model_score)) / datamodule.chars_per_token["val"]
     result.update({f"unk_share_{stage}": share for stage, share in datamodule.unk_share.items()})
     # trainer.test loaded the best weights into `model`: the cache reads the same network

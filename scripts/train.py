@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lyricgen.checkpoint import check_resumable, load_checkpoint, read_extras
 from lyricgen.cli import quiet_libraries, quote_non_ascii, user_errors
-from lyricgen.config import check_config, plain, training_device
+from lyricgen.config import check_config, final_run, plain, training_device
 from lyricgen.evaluation import log_hparams_summary, test_best_checkpoint
 from lyricgen.memory import check_training_fits
 from lyricgen.rnnlm import NetSettings
@@ -27,6 +27,9 @@ def train(cfg: DictConfig) -> dict:
     """Build data, model and trainer from the config, fit, and report the best checkpoint."""
     start = time.perf_counter()
     check_config(cfg, "train")  # types, ranges, required options, accelerators: refused before any work
+    final = final_run(cfg)  # data.train_on_val: no validation, the last checkpoint tested
+    if final:
+        log.info(final)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
@@ -65,8 +68,10 @@ def train(cfg: DictConfig) -> dict:
         "wall_s": round(time.perf_counter() - start, 1),
     }
     ckpt = trainer.checkpoint_callback
-    if ckpt is not None and ckpt.best_model_path:
+    if ckpt is not None and ckpt.best_model_path and ckpt.best_model_score is not None:
         result.update(best_ckpt=ckpt.best_model_path, best_val_ppl=float(ckpt.best_model_score))
+    elif ckpt is not None and ckpt.best_model_path:  # nothing monitored (data.train_on_val): the last epoch's
+        result.update(final_ckpt=ckpt.best_model_path)
     for cb in callbacks:
         result.update(getattr(cb, "metrics", {}))  # LyricsMetrics: novelty, distinct-n, ...
     result.update(tested)
@@ -78,9 +83,13 @@ def train(cfg: DictConfig) -> dict:
         (Path(cfg.paths.output_dir) / "results.json").write_text(json.dumps(result, indent=2))
         if "best_ckpt" in result:
             log.info("Best checkpoint: %s (val/ppl %.2f)", result["best_ckpt"], result["best_val_ppl"])
+        if "final_ckpt" in result:
+            log.info("Final checkpoint: %s (trained on train + val; no validation)", result["final_ckpt"])
         if "test_ppl" in result:
             log.info(
-                "Test (best checkpoint): ppl %.2f, bpc %.3f, <unk> share %.3f",
+                "Test (%s checkpoint): loss %.3f nats per token, ppl %.2f, bpc %.3f, <unk> share %.3f",
+                "final" if "final_ckpt" in result else "best",
+                result.get("test_loss", float("nan")),
                 result["test_ppl"],
                 result.get("test_bpc", float("nan")),
                 result.get("unk_share_test", float("nan")),

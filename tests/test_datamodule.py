@@ -32,6 +32,22 @@ def test_protocol_v2_test_is_the_last_lines_val_the_block_before(tmp_path):
     assert dm.unk_share["test"] > 0 and dm.unk_share["val"] > 0
 
 
+def test_train_on_val_trains_on_every_line_before_the_test_block(tmp_path):
+    lines = [f"第{i}行 歌词" for i in range(16)] + ["验证 的 秘密", "只在 验证 里", "最后 的 考试", "只在 测试 里"]
+    path = tmp_path / "c.txt"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    held_out = make(path, tmp_path, val_fraction=0.1, test_fraction=0.1)
+    final = make(path, tmp_path, val_fraction=0.1, test_fraction=0.1, train_on_val=True)
+    text = {name: "".join(final.tokens(name)).split(NEWLINE)[:-1] for name in ("train", "val", "test")}
+    assert text["train"] == lines[:18]  # the training lines, then the validation lines
+    assert text["test"] == ["最后 的 考试", "只在 测试 里"]  # the test block does not move
+    assert len(final.train_ids) == len(held_out.train_ids) + len(held_out.val_ids)
+    # the vocabulary and the no_copy n-grams come from both blocks; the test words stay unknown
+    assert "秘密" in final.vocab and "秘密" not in held_out.vocab and "考试" not in final.vocab
+    assert final.unk_share["val"] == 0 and final.unk_share["test"] > 0
+    assert len(final.training_ngrams(4)) > len(held_out.training_ngrams(4))
+
+
 def test_folder_corpus_splits_by_whole_songs(tmp_path):
     for i in range(10):
         (tmp_path / f"song{i}.txt").write_text("\n".join(f"歌{i} 第{j}句" for j in range(6)), encoding="utf-8")

@@ -64,7 +64,7 @@ def test_training_drops_the_loss_and_writes_a_checkpoint_with_vocabulary(tmp_pat
     assert 0 < results["test_bpc"] < results["test_loss"] / math.log(2)  # every token is at least one character
     assert [e.value for e in events.Scalars("test/ppl")] == [pytest.approx(results["test_ppl"], rel=1e-5)]
     assert "test/bpc" in events.Tags()["scalars"] and "val/bpc" in events.Tags()["scalars"]
-    assert "Test (best checkpoint): ppl" in caplog.text
+    assert "Test (best checkpoint): loss" in caplog.text
     # the continuous cache: settings from the grid of conf/cache/default.yaml, chosen on val, test scored once
     assert results["cache_window"] in (0, 100, 200, 400, 800) and 0 <= results["cache_lambda"] <= 0.8
     assert results["test_ppl_cache"] == pytest.approx(math.exp(results["test_loss_cache"]), rel=1e-6)
@@ -73,6 +73,35 @@ def test_training_drops_the_loss_and_writes_a_checkpoint_with_vocabulary(tmp_pat
     )  # the same weights, read as one stream
     assert results["val_ppl_cache"] <= results["val_ppl_stream"] * (1 + 1e-6)  # tuned there: never worse on val
     assert "ontinuous cache" in caplog.text
+
+
+def test_train_on_val_is_a_final_run_without_validation_that_tests_its_last_epoch(tmp_path, tiny_corpus, caplog):
+    from lyricgen.decoding import DecodingOptions
+    from lyricgen.evaluation import evaluate_checkpoint
+
+    run_dir = tmp_path / "run"
+    overrides = tiny_overrides(tiny_corpus, tmp_path, "data.train_on_val=true", "trainer.max_epochs=6")
+    with caplog.at_level(logging.INFO, logger="lyricgen"):
+        returned = train_in_process(overrides, run_dir)
+    assert "data.train_on_val=true: training on the training and validation lines" in caplog.text
+    assert "(the validation lines included: data.train_on_val)" in caplog.text
+    events = scalars(run_dir)
+    train_loss = [e.value for e in events.Scalars("train/loss")]
+    assert train_loss[-1] < 0.3 * train_loss[0]
+    assert not [tag for tag in events.Tags()["scalars"] if tag.startswith("val/")]  # no validation ran
+    samples = [tag for tag in events.Tags()["tensors"] if tag.startswith("samples/")]
+    assert samples and len(events.Tensors(samples[0])) == 6  # samples after every training epoch instead
+    ckpts = sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt"))
+    assert ckpts == ["final-epoch05.ckpt", "last.ckpt"]  # the last epoch, no "best" picked on trained-on text
+    assert returned["final_ckpt"].endswith("final-epoch05.ckpt") and "best_val_ppl" not in returned
+    assert "test_ppl_cache" not in returned and "best_val_bpc" not in returned  # the cache is tuned on val: off
+    assert returned["test_loss"] < 0.5 and "Test (final checkpoint): loss" in caplog.text
+    # the checkpoint evaluates with its run's data settings: test figures, no val ones
+    cfg = compose_train(overrides, run_dir)
+    opts = DecodingOptions.from_mapping({"num_samples": 2, "lines": 2, "length": 30})
+    result = evaluate_checkpoint(returned["final_ckpt"], instantiate(cfg.data), opts, accelerator="cpu")
+    assert result["test/loss"] == pytest.approx(returned["test_loss"], rel=1e-5)
+    assert not [k for k in result if k.startswith(("val/", "corpus/"))] and "novelty" in result
 
 
 def test_hparams_summary_carries_the_run_figures(trained_run):

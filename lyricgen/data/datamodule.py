@@ -69,6 +69,7 @@ class DataOptions:
     batch_size: int = option(32, ge=1)
     val_fraction: float = option(0.1, gt=0, lt=1)
     test_fraction: float = option(0.1, ge=0, lt=1)
+    train_on_val: bool = option(False)
     min_freq: int = option(2, ge=1)
     max_vocab: int | None = option(None, ge=1)
     num_workers: int = option(0, ge=0)
@@ -93,6 +94,10 @@ class LyricsDataModule(L.LightningDataModule):
             when it generates (a character model needs dozens of characters to warm up).
         val_fraction: share of the lines held out for validation (the block before the test split).
         test_fraction: share of the lines (from the end) held out for the final test.
+        train_on_val: train on the validation lines too (train = every line before the test split), for a
+            final run of settings already tuned on val, as nanoGPT trains on all but its last 10%. The
+            validation lines are then not held out: `scripts/train.py` runs no validation and tests the
+            last checkpoint (`lyricgen.config.final_run`).
         min_freq: words seen fewer times in the training split become `<unk>`.
         max_vocab: keep only this many of the most frequent words (besides `<unk>`); None: no limit.
         stateful: lay the training stream out as `batch_size` parallel streams for truncated BPTT.
@@ -118,6 +123,7 @@ class LyricsDataModule(L.LightningDataModule):
         batch_size: int = 32,
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
+        train_on_val: bool = False,
         min_freq: int = 2,
         max_vocab: int | None = None,
         num_workers: int = 0,
@@ -139,7 +145,7 @@ class LyricsDataModule(L.LightningDataModule):
         self.encoding, self.cache_dir = encoding, cache_dir
         self.seq_len, self.batch_size, self.val_fraction = seq_len, batch_size, val_fraction
         self.eval_seq_len = eval_seq_len or seq_len
-        self.test_fraction = test_fraction
+        self.test_fraction, self.train_on_val = test_fraction, train_on_val
         self.min_freq, self.num_workers, self.stateful = min_freq, num_workers, stateful
         self.max_vocab = max_vocab
         self.tokenizer = tokenizer or JiebaTokenizer(hmm=hmm)
@@ -187,6 +193,8 @@ class LyricsDataModule(L.LightningDataModule):
         val_start, test_start = split_lines(corpus.song_lines, self.val_fraction, self.test_fraction)
         bounds = [0, corpus.line_offset(val_start), corpus.line_offset(test_start), len(corpus)]
         spans = dict(zip(self.SPLITS, zip(bounds, bounds[1:])))
+        if self.train_on_val:  # the vocabulary, the training stream and the n-grams of no_copy take both blocks
+            spans["train"] = (0, spans["val"][1])
         lines = dict(zip(self.SPLITS, ((0, val_start), (val_start, test_start), (test_start, corpus.n_lines))))
         need = self.seq_len + 1
         size = {split: stop - start for split, (start, stop) in spans.items()}
@@ -250,9 +258,10 @@ class LyricsDataModule(L.LightningDataModule):
                 f"{MAX_UNK_SHARE:.0%}: its perplexity would measure nothing; lower data.min_freq or give more text"
             )
         log.info(
-            "Corpus: %d training, %d validation, %d test tokens, vocabulary of %d (min_freq=%d, max_vocab=%s), <unk> share "
-            "val %.3f test %.3f",
-            len(self.train_ids), len(self.val_ids), len(self.test_ids), len(self.vocab), self.min_freq, self.max_vocab,
+            "Corpus: %d training%s, %d validation, %d test tokens, vocabulary of %d (min_freq=%d, max_vocab=%s), <unk> "
+            "share val %.3f test %.3f",
+            len(self.train_ids), " (the validation lines included: data.train_on_val)" if self.train_on_val else "",
+            len(self.val_ids), len(self.test_ids), len(self.vocab), self.min_freq, self.max_vocab,
             self.unk_share.get("val", 0.0), self.unk_share.get("test", 0.0),
         )
         self.corpus, self.spans = corpus, spans
