@@ -157,7 +157,8 @@ def test_best_checkpoint(
     result = {k.replace("/", "_"): float(v) for k, v in scores.items() if k.startswith("test/")}
     if best and ckpt.best_model_score is not None and "val" in datamodule.chars_per_token:
         result["best_val_bpc"] = math.log2(float(ckpt.best_model_score)) / datamodule.chars_per_token["val"]
-    result.update({f"unk_share_{stage}": share for stage, share in datamodule.unk_share.items()})
+    trained_on_val = getattr(datamodule, "train_on_val", False)
+    result.update({f"unk_share_{k}": v for k, v in datamodule.unk_share.items() if k != "val" or not trained_on_val})
     # trainer.test loaded the best weights into `model`: the cache reads the same network
     result.update({k.replace("/", "_"): v for k, v in cache_figures(model, datamodule, **(cache or {})).items()})
     return result

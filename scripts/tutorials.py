@@ -56,6 +56,7 @@ def run(name: str, out: Path, max_minutes: float | None, overrides: list[str]) -
 
 
 def table(results: dict[str, dict], max_minutes: float | None) -> str:
+    """The Markdown table of the runs, with the command that measured it, the date and the machine."""
     rows = [
         "| recipe | experiment | test loss (nats/token) | test bpc | wall (s) | parameters | epochs |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -66,8 +67,10 @@ def table(results: dict[str, dict], max_minutes: float | None) -> str:
             f"{r.get('test_bpc', float('nan')):.3f} | {r['wall_s']:.0f} | {r['params']:,} | {r['epochs']} |"
         )
     cap = f", each run capped at {max_minutes:g} minutes of training (`trainer.max_time`)" if max_minutes else ""
+    options = "" if list(results) == list(RECIPES) else f" --experiments {','.join(results)}"
+    options += f" --max-minutes {max_minutes:g}" if max_minutes else ""
     rows.append(
-        f"\nMeasured by `python scripts/tutorials.py{f' --max-minutes {max_minutes:g}' if max_minutes else ''}` on "
+        f"\nMeasured by `python scripts/tutorials.py{options}` on "
         f"{datetime.date.today()} ({platform.machine()}, {os.cpu_count()} CPU cores{cap})."
     )
     return "\n".join(rows)

@@ -143,3 +143,4 @@ def test_tutorial_experiments_are_the_recipes_as_written(tmp_path):
     assert novel.callbacks.sample_lyrics.prompts == ["Once upon a time"]
     best = compose_train(["experiment=shakespeare_char"], tmp_path)
     assert best.data.blank_lines is True and best.data.tokenizer._target_.endswith("CharTokenizer")
+    assert best.data.train_on_val is True  # a final run: trained on the first 90%, as nanoGPT's example

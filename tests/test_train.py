@@ -95,6 +95,7 @@ def test_train_on_val_is_a_final_run_without_validation_that_tests_its_last_epoc
     assert ckpts == ["final-epoch05.ckpt", "last.ckpt"]  # the last epoch, no "best" picked on trained-on text
     assert returned["final_ckpt"].endswith("final-epoch05.ckpt") and "best_val_ppl" not in returned
     assert "test_ppl_cache" not in returned and "best_val_bpc" not in returned  # the cache is tuned on val: off
+    assert "unk_share_test" in returned and "unk_share_val" not in returned
     assert returned["test_loss"] < 0.5 and "Test (final checkpoint): loss" in caplog.text
     # the checkpoint evaluates with its run's data settings: test figures, no val ones
     cfg = compose_train(overrides, run_dir)

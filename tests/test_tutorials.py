@@ -136,6 +136,7 @@ def test_tutorials_table_is_read_from_the_runs(tmp_path, tiny_corpus):
     assert cells[2] == f"{results['test_loss']:.3f}" and cells[3] == f"{results['test_bpc']:.3f}"
     assert cells[5] == f"{results['params']:,}" and results["params"] > 0
     assert "capped at 5 minutes" in result.stdout
+    assert "`python scripts/tutorials.py --experiments d2l_jaychou --max-minutes 5`" in result.stdout  # as it ran
     bad = run_script("tutorials", "--experiments", "nope")
     assert bad.returncode != 0 and "no experiment 'nope'" in bad.stderr
 
