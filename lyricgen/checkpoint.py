@@ -83,11 +83,12 @@ def training_runs(runs_dir: str | Path = "outputs") -> list[Path]:
 
 
 def best_checkpoint_of(run_dir: str | Path) -> Path:
-    """A run's best checkpoint (`best-*.ckpt`, the newest if several), else `last.ckpt`, else its newest."""
+    """A run's best checkpoint (`best-*.ckpt`, or `final-*.ckpt` of a run without validation; the newest if
+    several), else `last.ckpt`, else its newest."""
     in_run = sorted((Path(run_dir) / "checkpoints").glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
     if not in_run:
         raise LyricgenError(f"{run_dir} holds no checkpoints/*.ckpt; pick another run or train one")
-    best = [p for p in in_run if p.name.startswith("best")]
+    best = [p for p in in_run if p.name.startswith(("best", "final"))]
     return (best or [p for p in in_run if p.name == "last.ckpt"] or in_run)[-1]
 
 
@@ -110,7 +111,8 @@ def check_resumable(checkpoint: dict, ckpt_path: str | Path, model: Mapping, tok
 
 
 def find_checkpoint(runs_dir: str | Path = "outputs") -> Path:
-    """The best checkpoint (`best-*.ckpt`, else `last.ckpt`) of the newest training run under `runs_dir`."""
+    """The best checkpoint (`best-*.ckpt` or `final-*.ckpt`, else `last.ckpt`) of the newest training run under
+    `runs_dir`."""
     runs = training_runs(runs_dir)
     if not runs:
         raise LyricgenError(

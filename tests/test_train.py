@@ -76,6 +76,7 @@ def test_training_drops_the_loss_and_writes_a_checkpoint_with_vocabulary(tmp_pat
 
 
 def test_train_on_val_is_a_final_run_without_validation_that_tests_its_last_epoch(tmp_path, tiny_corpus, caplog):
+    from lyricgen.checkpoint import best_checkpoint_of
     from lyricgen.decoding import DecodingOptions
     from lyricgen.evaluation import evaluate_checkpoint
 
@@ -94,6 +95,7 @@ def test_train_on_val_is_a_final_run_without_validation_that_tests_its_last_epoc
     ckpts = sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt"))
     assert ckpts == ["final-epoch05.ckpt", "last.ckpt"]  # the last epoch, no "best" picked on trained-on text
     assert returned["final_ckpt"].endswith("final-epoch05.ckpt") and "best_val_ppl" not in returned
+    assert str(best_checkpoint_of(run_dir)) == returned["final_ckpt"]  # what generate.py picks in the run
     assert "test_ppl_cache" not in returned and "best_val_bpc" not in returned  # the cache is tuned on val: off
     assert "unk_share_test" in returned and "unk_share_val" not in returned
     assert returned["test_loss"] < 0.5 and "Test (final checkpoint): loss" in caplog.text
