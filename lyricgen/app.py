@@ -102,12 +102,15 @@ class Models:
         return self.load(best_checkpoint_of(runs[name]))
 
     def run_choices(self) -> list[tuple[str, str]]:
-        """(label, name) of each run for the page's list: its name, cell and best val/ppl."""
+        """(label, name) of each run for the page's list: its name, cell and best val/ppl (test/ppl for a final
+        run, which has no validation)."""
         choices = []
         for name, run in self.runs().items():
             results = _read_json(run / "results.json")
-            ppl = results.get("best_val_ppl")
-            label = " · ".join([name, results.get("model", "?"), f"val/ppl {ppl:.2f}" if ppl else "no results.json"])
+            val, test = results.get("best_val_ppl"), results.get("test_ppl")
+            final = "final_ckpt" in results and test is not None
+            figure = f"val/ppl {val:.2f}" if val else f"final run, test/ppl {test:.2f}" if final else "no results.json"
+            label = " · ".join([name, results.get("model", "?"), figure])
             choices.append((label, name))
         return choices
 
@@ -133,7 +136,7 @@ def model_info(loaded: LoadedModel) -> str:
         ("embedding / hidden / layers", f"{net.embedding.embedding_dim} / {net.hidden_size} / {net.num_layers}"),
         ("vocabulary", f"{len(gen.vocab):,} words"),
         ("parameters", f"{sum(p.numel() for p in net.parameters()):,}"),
-        ("best val/ppl", fig("best_val_ppl")),
+        ("best val/ppl", "– (a final run: trained on train + val)" if "final_ckpt" in r else fig("best_val_ppl")),
         ("test/ppl", fig("test_ppl")),
         ("n-gram index (no_copy, copies)", "yes" if gen.ngrams is not None else "no: retrain for no_copy"),
         ("training text (where a copy is from)", "at hand" if loaded.training_lines is not None else "not found"),

@@ -23,12 +23,22 @@ EXTRA_KEY = "lyricgen"
 NET_PREFIX = "net."
 
 
-def write_extras(checkpoint: dict, vocab: Vocab, tokenizer: dict, ngrams: NgramIndex | None) -> None:
-    """Put the vocabulary, tokeniser settings and n-gram index into a checkpoint being saved."""
+def write_extras(
+    checkpoint: dict, vocab: Vocab, tokenizer: dict, ngrams: NgramIndex | None, trained_on_val: bool = False
+) -> None:
+    """Put the vocabulary, tokeniser settings and n-gram index into a checkpoint being saved, and whether its
+    run trained on the validation lines (`data.train_on_val`: then they are not held out for it)."""
     extra = {"vocab": vocab.to_dict(), "tokenizer": dict(tokenizer)}
     if ngrams is not None:
         extra["ngrams"] = ngrams.to_dict()
+    if trained_on_val:
+        extra["trained_on_val"] = True
     checkpoint[EXTRA_KEY] = extra
+
+
+def trained_on_val(checkpoint: dict) -> bool:
+    """Whether the checkpoint's run trained on the validation lines (`data.train_on_val`)."""
+    return bool((checkpoint.get(EXTRA_KEY) or {}).get("trained_on_val", False))
 
 
 def read_extras(checkpoint: dict) -> tuple[Vocab, dict, NgramIndex | None]:

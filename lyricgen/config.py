@@ -162,14 +162,20 @@ def final_run(cfg: DictConfig) -> str | None:
     one `test_best_checkpoint` tests); return the line that says so, or None for an ordinary run."""
     if not cfg.data.get("train_on_val"):
         return None
+    if cfg.model.get("scheduler") == "plateau":
+        raise LyricgenError(
+            "model.scheduler=plateau lowers the learning rate when val/ppl stalls, and a final run "
+            "(data.train_on_val=true) has no validation: use model.scheduler=cosine or none, or data.train_on_val=false"
+        )
     with open_dict(cfg):
         cfg.trainer.limit_val_batches = 0
         callbacks = cfg.get("callbacks") or {}
         if callbacks.get("early_stopping"):
             cfg.callbacks.early_stopping = None
-        if callbacks.get("model_checkpoint"):
-            cfg.callbacks.model_checkpoint.monitor = None
-            cfg.callbacks.model_checkpoint.filename = "final-epoch{epoch:02d}"
+        if callbacks.get("model_checkpoint"):  # the latest epoch, saved at the end of every training epoch
+            checkpoint = cfg.callbacks.model_checkpoint
+            checkpoint.monitor, checkpoint.save_top_k, checkpoint.save_on_train_epoch_end = None, 1, True
+            checkpoint.filename = "final-epoch{epoch:02d}"
         cfg.cache = None
     return (
         "data.train_on_val=true: training on the training and validation lines; no validation, early stopping "

@@ -117,7 +117,7 @@ def evaluate_checkpoint(
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    held_out = not datamodule.train_on_val
+    held_out = not (datamodule.train_on_val or model.trained_on_val)  # the run's data settings, or the checkpoint
     scores = trainer.validate(model, datamodule=datamodule, verbose=False)[0] if held_out else {}
     if datamodule.test_fraction > 0:
         (test_scores,) = trainer.test(model, datamodule=datamodule, verbose=False)

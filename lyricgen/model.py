@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
-from lyricgen.checkpoint import read_extras, write_extras
+from lyricgen.checkpoint import read_extras, trained_on_val, write_extras
 from lyricgen.data.datasets import IGNORE_INDEX
 from lyricgen.data.ngrams import NgramIndex
 from lyricgen.data.vocab import Vocab
@@ -73,6 +73,7 @@ class LyricsLM(L.LightningModule):
         self.vocab = vocab
         self.tokenizer_settings = dict(tokenizer or {})  # a plain dict: checkpoints load with weights_only
         self.ngrams = ngrams
+        self.trained_on_val = False  # set by scripts/train.py for a final run (data.train_on_val); saved with it
         self.val_loss, self.val_acc = MeanMetric(), MeanMetric()
         self.test_loss, self.test_acc = MeanMetric(), MeanMetric()
         self._carried: Hidden | None = None  # hidden state carried across batches when stateful
@@ -179,7 +180,8 @@ class LyricsLM(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.vocab is None:
             raise RuntimeError("LyricsLM.vocab must be set before saving a checkpoint")
-        write_extras(checkpoint, self.vocab, self.tokenizer_settings, self.ngrams)
+        write_extras(checkpoint, self.vocab, self.tokenizer_settings, self.ngrams, self.trained_on_val)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.vocab, self.tokenizer_settings, self.ngrams = read_extras(checkpoint)
+        self.trained_on_val = trained_on_val(checkpoint)

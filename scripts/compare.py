@@ -35,7 +35,7 @@ def table(results: list[dict], overrides: list[str]) -> str:
     ]
     for r in results:
         rows.append(
-            f"| {r['model']} | {r['best_val_ppl']:.2f} | {r.get('test_ppl', float('nan')):.2f} | "
+            f"| {r['model']} | {r.get('best_val_ppl', float('nan')):.2f} | {r.get('test_ppl', float('nan')):.2f} | "
             f"{r.get('test_bpc', float('nan')):.3f} | {r.get('test_ppl_cache', float('nan')):.2f} | "
             f"{r['wall_s']:.0f} | {r['params']:,} | "
             f"{r.get('novelty', float('nan')):.3f} | {r.get('distinct-2', float('nan')):.3f} | "

@@ -52,6 +52,7 @@ def train(cfg: DictConfig) -> dict:
         ngrams=ngrams,
         _convert_="all",
     )
+    model.trained_on_val = datamodule.train_on_val  # in its checkpoints: evaluate.py then scores test only
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]  # callbacks.NAME=null: off
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -68,10 +69,10 @@ def train(cfg: DictConfig) -> dict:
         "wall_s": round(time.perf_counter() - start, 1),
     }
     ckpt = trainer.checkpoint_callback
-    if ckpt is not None and ckpt.best_model_path and ckpt.best_model_score is not None:
-        result.update(best_ckpt=ckpt.best_model_path, best_val_ppl=float(ckpt.best_model_score))
-    elif ckpt is not None and ckpt.best_model_path:  # nothing monitored (data.train_on_val): the last epoch's
+    if ckpt is not None and ckpt.best_model_path and final:  # nothing monitored: the last epoch's
         result.update(final_ckpt=ckpt.best_model_path)
+    elif ckpt is not None and ckpt.best_model_path and ckpt.best_model_score is not None:
+        result.update(best_ckpt=ckpt.best_model_path, best_val_ppl=float(ckpt.best_model_score))
     for cb in callbacks:
         result.update(getattr(cb, "metrics", {}))  # LyricsMetrics: novelty, distinct-n, ...
     result.update(tested)
@@ -116,7 +117,7 @@ def train(cfg: DictConfig) -> dict:
 def main(cfg: DictConfig) -> float | None:
     quiet_libraries()
     with user_errors():
-        return train(cfg).get("best_val_ppl")  # returned for Hydra sweepers
+        return train(cfg).get("best_val_ppl")  # returned for Hydra sweepers (None for a final run: not for sweeps)
 
 
 if __name__ == "__main__":

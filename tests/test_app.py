@@ -3,6 +3,7 @@ port driven through gradio_client and, when a Chromium is installed, through a h
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -163,6 +164,11 @@ def test_runs_are_listed_and_picked_by_name_only(trained_run, tmp_path):
     choices = models.run_choices()
     assert [name for _, name in choices] == ["2026-01-02/b", "2026-01-01/a"]
     assert re.fullmatch(r"2026-01-02/b · rnn · val/ppl \d+\.\d\d", choices[0][0]), choices
+    results = json.loads((older / "results.json").read_text())  # made a final run's: no validation, test only
+    del results["best_val_ppl"]
+    (older / "results.json").write_text(json.dumps({**results, "final_ckpt": "final-epoch19.ckpt"}))
+    label = models.run_choices()[1][0]
+    assert label == f"2026-01-01/a · rnn · final run, test/ppl {results['test_ppl']:.2f}"
     page = LyricsPage(models)
     info = page.switch("2026-01-01/a")
     assert models.current.run == "2026-01-01/a" and models.current.ckpt_path.name.startswith("best-")

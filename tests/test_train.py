@@ -77,11 +77,16 @@ def test_training_drops_the_loss_and_writes_a_checkpoint_with_vocabulary(tmp_pat
 
 def test_train_on_val_is_a_final_run_without_validation_that_tests_its_last_epoch(tmp_path, tiny_corpus, caplog):
     from lyricgen.checkpoint import best_checkpoint_of
+    from lyricgen.config import final_run
     from lyricgen.decoding import DecodingOptions
+    from lyricgen.errors import LyricgenError
     from lyricgen.evaluation import evaluate_checkpoint
 
     run_dir = tmp_path / "run"
-    overrides = tiny_overrides(tiny_corpus, tmp_path, "data.train_on_val=true", "trainer.max_epochs=6")
+    final = ["data.train_on_val=true", "trainer.max_epochs=6"]
+    # settings that would keep Lightning from saving each epoch without validation, or refuse to build
+    extra = ["+trainer.check_val_every_n_epoch=2", "callbacks.model_checkpoint.save_top_k=3"]
+    overrides = tiny_overrides(tiny_corpus, tmp_path, *final, *extra)
     with caplog.at_level(logging.INFO, logger="lyricgen"):
         returned = train_in_process(overrides, run_dir)
     assert "data.train_on_val=true: training on the training and validation lines" in caplog.text
@@ -105,6 +110,13 @@ def test_train_on_val_is_a_final_run_without_validation_that_tests_its_last_epoc
     result = evaluate_checkpoint(returned["final_ckpt"], instantiate(cfg.data), opts, accelerator="cpu")
     assert result["test/loss"] == pytest.approx(returned["test_loss"], rel=1e-5)
     assert not [k for k in result if k.startswith(("val/", "corpus/"))] and "novelty" in result
+    # ... and with data settings that say nothing of it (a checkpoint moved away from its run): the checkpoint says
+    plain = instantiate(compose_train(tiny_overrides(tiny_corpus, tmp_path), run_dir).data)
+    result = evaluate_checkpoint(returned["final_ckpt"], plain, opts, accelerator="cpu")
+    assert "test/loss" in result and not [k for k in result if k.startswith(("val/", "corpus/"))]
+    with pytest.raises(LyricgenError, match="model.scheduler=plateau"):
+        final_run(compose_train(tiny_overrides(tiny_corpus, tmp_path, *final, "model.scheduler=plateau"), run_dir))
+    assert final_run(compose_train(tiny_overrides(tiny_corpus, tmp_path), run_dir)) is None  # an ordinary run
 
 
 def test_hparams_summary_carries_the_run_figures(trained_run):
