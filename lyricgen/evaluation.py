@@ -127,6 +127,7 @@ def evaluate_checkpoint(
         for k in ("val/loss", "val/ppl", "val/bpc", "test/loss", "test/ppl", "test/bpc")
         if k in scores
     }
+    # the checkpoint may say what these data settings do not: then their val share is of trained-on lines
     result.update({f"{stage}/unk share": v for stage, v in datamodule.unk_share.items() if held_out or stage != "val"})
     if held_out:  # the cache is tuned on val
         result.update(cache_figures(model, datamodule, **(cache or {})))
@@ -157,8 +158,7 @@ def test_best_checkpoint(
     result = {k.replace("/", "_"): float(v) for k, v in scores.items() if k.startswith("test/")}
     if best and ckpt.best_model_score is not None and "val" in datamodule.chars_per_token:
         result["best_val_bpc"] = math.log2(float(ckpt.best_model_score)) / datamodule.chars_per_token["val"]
-    trained_on_val = getattr(datamodule, "train_on_val", False)
-    result.update({f"unk_share_{k}": v for k, v in datamodule.unk_share.items() if k != "val" or not trained_on_val})
+    result.update({f"unk_share_{stage}": share for stage, share in datamodule.unk_share.items()})
     # trainer.test loaded the best weights into `model`: the cache reads the same network
     result.update({k.replace("/", "_"): v for k, v in cache_figures(model, datamodule, **(cache or {})).items()})
     return result

@@ -156,7 +156,7 @@ class LyricsDataModule(L.LightningDataModule):
         self.spans: dict[str, tuple[int, int]] = {}  # per split: its [start, stop) token offsets in the corpus
         self._loaded: TokenizedCorpus | None = None
         self.chars_per_token: dict[str, float] = {}  # per split: characters / predicted tokens (for bpc)
-        self.unk_share: dict[str, float] = {}  # per split: share of its tokens that are <unk>
+        self.unk_share: dict[str, float] = {}  # per held-out split: share of its tokens that are <unk>
 
     def _corpus(self) -> TokenizedCorpus:
         """The corpus as ids: mapped from the token cache, or tokenised (and cached) when it is not there;
@@ -250,7 +250,8 @@ class LyricsDataModule(L.LightningDataModule):
                 first_chars = int(corpus.line_chars[first]) - self.tokenizer.text_length(first_line[1:])
                 chars = int(corpus.line_chars[first:end].sum()) - first_chars
                 self.chars_per_token[stage] = chars / (len(ids) - 1)
-                self.unk_share[stage] = float((ids[1:] == unk).float().mean())
+                if stage == "test" or not self.train_on_val:  # a share of the held-out splits only
+                    self.unk_share[stage] = float((ids[1:] == unk).float().mean())
         if self.unk_share.get("val", 0.0) > MAX_UNK_SHARE:
             raise LyricgenError(
                 f"{self.unk_share['val']:.0%} of the validation split's {size['val'] - 1:,} tokens are <unk> "
