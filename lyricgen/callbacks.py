@@ -39,7 +39,7 @@ class SampleLyrics(L.Callback):
         self.opts = DecodingOptions.from_mapping(decoding or {"lines": 4, "temperature": 0.8, "length": 120}).check()
 
     def samples(self, pl_module: L.LightningModule) -> dict[str, str]:
-        generator = LyricsGenerator(pl_module.net, pl_module.vocab, pl_module.tokenizer_settings, pl_module.ngrams)
+        generator = LyricsGenerator.from_model(pl_module)
         out = {}
         for prompt in self.prompts:
             try:
@@ -104,7 +104,7 @@ class LyricsMetrics(L.Callback):
         if best:
             generator = LyricsGenerator.from_checkpoint(best, device=pl_module.device)
         else:
-            generator = LyricsGenerator(pl_module.net, pl_module.vocab, pl_module.tokenizer_settings, pl_module.ngrams)
+            generator = LyricsGenerator.from_model(pl_module)
         from lyricgen.evaluation import sample_metrics, training_lines
 
         with torch.random.fork_rng(devices=[]):

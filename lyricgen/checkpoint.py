@@ -4,7 +4,9 @@ network, its vocabulary, tokeniser settings and n-gram index are read back witho
 A lyricgen checkpoint is a Lightning checkpoint with
 - `hyper_parameters`: the LightningModule's scalar arguments (the network's among them);
 - `state_dict`: the network's weights under the prefix `net.`;
-- `lyricgen`: {"vocab": {"tokens": [...]}, "tokenizer": {...}, "ngrams": {...} (optional)}.
+- `lyricgen`: {"vocab": {"tokens": [...]}, "tokenizer": {...}, "ngrams": {...} (optional), "templates":
+  {"rule": ..., "tunes": {tune: {...}}} (optional: the tune templates of a corpus of ci,
+  `lyricgen.decoding.templates`)}.
 """
 
 from __future__ import annotations
@@ -24,13 +26,21 @@ NET_PREFIX = "net."
 
 
 def write_extras(
-    checkpoint: dict, vocab: Vocab, tokenizer: dict, ngrams: NgramIndex | None, trained_on_val: bool = False
+    checkpoint: dict,
+    vocab: Vocab,
+    tokenizer: dict,
+    ngrams: NgramIndex | None,
+    trained_on_val: bool = False,
+    templates: dict | None = None,
 ) -> None:
-    """Put the vocabulary, tokeniser settings and n-gram index into a checkpoint being saved, and whether its
-    run trained on the validation lines (`data.train_on_val`: then they are not held out for it)."""
+    """Put the vocabulary, tokeniser settings, n-gram index and tune templates (a plain dict) into a checkpoint
+    being saved, and whether its run trained on the validation lines (`data.train_on_val`: then they are not
+    held out for it)."""
     extra = {"vocab": vocab.to_dict(), "tokenizer": dict(tokenizer)}
     if ngrams is not None:
         extra["ngrams"] = ngrams.to_dict()
+    if templates:
+        extra["templates"] = templates
     if trained_on_val:
         extra["trained_on_val"] = True
     checkpoint[EXTRA_KEY] = extra
@@ -39,6 +49,11 @@ def write_extras(
 def trained_on_val(checkpoint: dict) -> bool:
     """Whether the checkpoint's run trained on the validation lines (`data.train_on_val`)."""
     return bool((checkpoint.get(EXTRA_KEY) or {}).get("trained_on_val", False))
+
+
+def read_templates(checkpoint: dict) -> dict | None:
+    """The tune templates of a checkpoint (a plain dict, `lyricgen.decoding.templates`), None if it has none."""
+    return (checkpoint.get(EXTRA_KEY) or {}).get("templates")
 
 
 def read_extras(checkpoint: dict) -> tuple[Vocab, dict, NgramIndex | None]:
@@ -134,3 +149,83 @@ def find_checkpoint(runs_dir: str | Path = "outputs") -> Path:
 def run_dir_of(ckpt_path: str | Path) -> Path:
     """The training run directory of a checkpoint (`<run>/checkpoints/x.ckpt` -> `<run>`)."""
     return Path(ckpt_path).resolve().parent.parent
+
+
+# The network's shape: what `init_from` takes from the pre-trained checkpoint (a fine-tuning run may change
+# the rest of the model options: dropouts and the optimiser's).
+SHAPE_FIELDS = (
+    "cell",
+    "emb_dim",
+    "hidden_size",
+    "num_layers",
+    "tie_weights",
+    "nonlinearity",
+    "locked_dropout",
+    "softmax",
+    "cutoffs",
+    "div_value",
+    "head_bias",
+)
+VOCAB_ROWS = ("embedding.weight", "head.weight", "head.bias")  # one row a token
+
+
+def pretrained_checkpoint(path: str | Path) -> Path:
+    """`init_from`: a .ckpt file, or a run directory (its best checkpoint, as `best_checkpoint_of`)."""
+    path = Path(path)
+    if path.is_dir():
+        return best_checkpoint_of(path)
+    return path
+
+
+def init_from_shape(checkpoint: dict, path: str | Path, model: Mapping, typed: set[str], tokenizer: Mapping) -> dict:
+    """The model options of a run that starts from a pre-trained checkpoint: the shape (`SHAPE_FIELDS`) is the
+    checkpoint's, the rest this config's. A shape option typed on the command line (`typed`) that differs, or
+    another tokeniser, is refused with the differences."""
+    hp = NetSettings.from_hparams(checkpoint["hyper_parameters"]).as_hparams()
+    if hp["softmax"] != "full":
+        raise LyricgenError(
+            f"init_from={path} has an adaptive softmax, whose clusters follow its own vocabulary's frequencies; "
+            "init_from copies the rows of a full softmax: pre-train with model.softmax=full"
+        )
+    diffs = [
+        f"model.{k}={model[k]} here, {hp[k]} in the checkpoint"
+        for k in SHAPE_FIELDS
+        if k in typed and model.get(k) != hp[k]
+    ]
+    saved = {"name": "jieba", **read_extras(checkpoint)[1]}
+    diffs += [
+        f"tokenizer={tokenizer[k]} here, {saved[k]} in the checkpoint"
+        if k == "name"
+        else f"tokenizer {k} {tokenizer[k]} here, {saved[k]} in the checkpoint"
+        for k in ("name", "hmm", "lowercase")
+        if k in saved and k in tokenizer and saved[k] != tokenizer[k]
+    ]
+    if diffs:
+        raise LyricgenError(
+            f"init_from={path} does not fit this run: {'; '.join(diffs)}; the model's shape comes from the checkpoint, "
+            f"so leave out those model options (and use tokenizer={saved['name']})"
+        )
+    return {**model, **{k: hp[k] for k in SHAPE_FIELDS}}
+
+
+def copy_pretrained(net: RNNLM, checkpoint: dict, vocab: Vocab) -> int:
+    """Copy a pre-trained checkpoint's weights into `net`, a network of the same shape over `vocab`: every
+    tensor that does not depend on the vocabulary as it is, and of the embedding and output rows those of the
+    tokens both vocabularies have (the others keep their fresh initialisation). Returns how many tokens were
+    shared."""
+    old = read_extras(checkpoint)[0]
+    pairs = [(old.stoi[t], i) for i, t in enumerate(vocab.itos) if t in old.stoi]
+    src = torch.tensor([p[0] for p in pairs], dtype=torch.long)
+    dst = torch.tensor([p[1] for p in pairs], dtype=torch.long)
+    state = net.state_dict()
+    for key, value in checkpoint["state_dict"].items():
+        if not key.startswith(NET_PREFIX):
+            continue
+        key = key.removeprefix(NET_PREFIX)
+        if key in VOCAB_ROWS:
+            state[key] = state[key].clone()
+            state[key][dst] = value[src].to(state[key].dtype)
+        else:
+            state[key] = value
+    net.load_state_dict(state)  # (tied weights: both keys hold the same rows and fill the one shared matrix)
+    return len(pairs)

@@ -30,6 +30,7 @@ class TrainOptions:
 
     seed: int | None = option(42)
     ckpt_path: str | None = option(None, example="outputs/DATE/TIME/checkpoints/last.ckpt")
+    init_from: str | None = option(None, example="runs/songci_char")
     no_copy_max_n: int = option(8, ge=2, le=16)
 
 
@@ -88,6 +89,7 @@ class RunOptions:
     seed: int | None = option(None, example=1)
     device: str = option("auto", note="auto, cpu, cuda or cuda:N")
     accelerator: str = option("auto", choices=ACCELERATORS)
+    tunes: int = option(10, ge=0, note="evaluate: the commonest tunes of a model trained on ci")
 
 
 @dataclass
@@ -128,6 +130,11 @@ def check_config(cfg: DictConfig, script: str) -> None:
     check_required(cfg)
     if script == "train":
         check(_values(cfg, TrainOptions), TrainOptions)
+        if cfg.get("init_from") and cfg.get("ckpt_path"):
+            raise LyricgenError(
+                "give init_from (start from a model's weights) or ckpt_path (resume a run), not both; "
+                "e.g. init_from=runs/songci_char"
+            )
         check(_values(cfg.trainer, TrainerOptions), TrainerOptions, "trainer.")
         for schema in (NetSettings, OptimSettings):
             check(_values(cfg.model, schema), schema, "model.")
@@ -153,6 +160,23 @@ def check_config(cfg: DictConfig, script: str) -> None:
             check(_values(cfg.data.tokenizer, TokenizerOptions), TokenizerOptions, "data.tokenizer.")
         if cfg.get("cache"):
             check(_values(cfg.cache, CacheOptions), CacheOptions, "cache.")
+
+
+def typed_keys(group: str, group_key: str) -> set[str]:
+    """The options of a config group given on the command line: `model.hidden_size=512` -> hidden_size, and
+    `model=gru` -> `group_key` (cell). Empty outside a Hydra run (a config composed in Python)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return set()
+    keys = set()
+    for override in HydraConfig.get().overrides.task:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key == group:
+            keys.add(group_key)
+        elif key.startswith(f"{group}."):
+            keys.add(key.removeprefix(f"{group}."))
+    return keys
 
 
 def final_run(cfg: DictConfig) -> str | None:

@@ -3,6 +3,7 @@ measures of samples, and the same measures of the held-out lyrics as a reference
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 
@@ -11,15 +12,19 @@ import lightning as L
 from lyricgen.cache import cache_evaluation
 from lyricgen.critic import critique
 from lyricgen.data.datamodule import LyricsDataModule
+from lyricgen.data.source import title_line
 from lyricgen.data.tokenizer import NEWLINE
 from lyricgen.decoding import DecodingOptions
+from lyricgen.decoding.templates import tune_of
 from lyricgen.errors import LyricgenError
 from lyricgen.generation import LyricsGenerator
-from lyricgen.metrics import form_metrics, lines_of, lyric_metrics, sample_lines
+from lyricgen.metrics import form_metrics, lines_of, lyric_metrics, sample_lines, tune_metrics
 from lyricgen.model import LyricsLM
 
 log = logging.getLogger(__name__)
 CORPUS = "corpus"  # the key prefix of the held-out corpus's measures
+TUNES = "tunes"  # the key prefix of the measures of ci in the shape of their tunes (SongNet's table)
+SAMPLING = ("strategy", "temperature", "top_k", "top_p", "repetition_penalty", "num_samples")
 
 
 def training_lines(datamodule: LyricsDataModule) -> list[str]:
@@ -74,6 +79,51 @@ def corpus_measures(
     return measures(generator, pieces, known_lines, opts)
 
 
+def tune_figures(
+    generator: LyricsGenerator, datamodule: LyricsDataModule, opts: DecodingOptions, tunes: int = 10, seed: int = 0
+) -> dict[str, float]:
+    """SongNet's measures (format and rhyme accuracy, Distinct-1/2 over characters; `tune_metrics`) of
+    `opts.num_samples` ci of each of the `tunes` commonest tunes (or of `opts.cipai` alone), under the keys
+    `tunes/<row>/<measure>`, for three rows: `cipai` (form decoding in the tune's template, with `opts`),
+    `free` (sampled from the title line, as many lines, no form) and `test ci` (the real ci of those tunes in
+    the test split, the reference)."""
+    chosen = [generator.template(opts.cipai)] if opts.cipai else generator.tunes()[:tunes]
+    free_opts = DecodingOptions(**{k: getattr(opts, k) for k in SAMPLING}, length=None)
+    rows: dict[str, list] = {"cipai": [], "free": [], "test ci": []}
+    for k, tpl in enumerate(chosen):
+        form = dataclasses.replace(opts, cipai=tpl.tune, lines=None)
+        rows["cipai"] += [(text.split("\n")[1:], tpl) for text in generator.generate("", seed + k, opts=form)]
+        n = len(tpl.line_ends)
+        free = dataclasses.replace(free_opts, lines=n + 1)  # the title line, then as many lines as the tune's
+        texts = generator.generate(title_line(tpl.tune) + "\n", seed + k, opts=free)
+        rows["free"] += [(text.split("\n")[1 : n + 1], tpl) for text in texts]
+    templates = {tpl.tune: tpl for tpl in chosen}
+    for song in datamodule.songs("test"):
+        if tune_of(song[0]) in templates:
+            rows["test ci"].append((song[1:], templates[tune_of(song[0])]))
+    return {
+        f"{TUNES}/{row}/{name}": value
+        for row, cis in rows.items()
+        for name, value in {**tune_metrics(cis, opts.rhyme_rule), "ci": len(cis)}.items()
+    }
+
+
+def tune_table(result: dict[str, float]) -> str:
+    """The `tunes/*` figures of `evaluate_checkpoint` as a Markdown table, a row for each kind of ci, with the
+    model's character perplexity (2^bpc) and bpc on the test split beside its rows."""
+    bpc = result.get("test/bpc")
+    names = ("format accuracy", "rhyme accuracy", "distinct-1", "distinct-2")
+    out = [
+        f"| ci | character ppl | bpc | {' | '.join(names)} | ci |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row, label in (("cipai", "cipai= (form decoding)"), ("free", "unconstrained"), ("test ci", "real test ci")):
+        ppl = f"{2**bpc:.2f} | {bpc:.3f}" if bpc is not None and row != "test ci" else "– | –"
+        cells = " | ".join(f"{result[f'{TUNES}/{row}/{name}']:.3f}" for name in names)
+        out.append(f"| {label} | {ppl} | {cells} | {int(result[f'{TUNES}/{row}/ci'])} |")
+    return "\n".join(out)
+
+
 def cache_figures(model: LyricsLM, datamodule: LyricsDataModule, windows=(), thetas=(), lambdas=()) -> dict[str, float]:
     """The continuous-cache figures of `model` (`lyricgen.cache`): settings tuned on val, test scored once;
     empty when no cache settings are given."""
@@ -93,11 +143,13 @@ def evaluate_checkpoint(
     seed: int = 0,
     accelerator: str = "auto",
     cache: dict | None = None,
+    tunes: int = 10,
 ) -> dict[str, float]:
     """`val/*` and `test/*` (loss, ppl, bpc) of the checkpoint on the protocol splits, the `<unk>` share of
     each, the continuous-stream and cache figures (`cache`: windows, thetas, lambdas to tune on val), the
     measures of its samples, and the same measures of the held-out (validation) lyrics under the keys
-    `corpus/<measure>`. A checkpoint of a run that trained on the validation lines (`data.train_on_val`) has
+    `corpus/<measure>`; for a model trained on ci, SongNet's measures of `tunes` tunes (`tune_figures`). A
+    checkpoint of a run that trained on the validation lines (`data.train_on_val`) has
     test figures and sample measures only: nothing else is held out for it."""
     opts.check()
     generator = LyricsGenerator.from_checkpoint(ckpt_path)  # also checks that it is a lyricgen checkpoint
@@ -136,6 +188,8 @@ def evaluate_checkpoint(
     result.update(sample_metrics(generator, known, opts, start_word, seed))
     if held_out:
         result.update({f"{CORPUS}/{k}": v for k, v in corpus_measures(generator, datamodule, opts, known).items()})
+    if generator.templates and (tunes or opts.cipai):
+        result.update(tune_figures(generator, datamodule, opts, tunes, seed))
     return result
 
 

@@ -14,17 +14,20 @@ segmented), so that the generation command starts fast.
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import torch
 
-from lyricgen.checkpoint import build_net, load_checkpoint, read_extras
+from lyricgen.checkpoint import build_net, load_checkpoint, read_extras, read_templates
 from lyricgen.data.ngrams import NgramIndex
+from lyricgen.data.source import title_line
 from lyricgen.data.tokenizer import NEWLINE, SPACE, Tokenizer, from_settings
 from lyricgen.data.vocab import Vocab
 from lyricgen.decoding.form import FormDecoder, WordTables
 from lyricgen.decoding.options import DecodingOptions
 from lyricgen.decoding.sampling import decode
+from lyricgen.decoding.templates import Template, templates_from_dict
 from lyricgen.errors import LyricgenError
 from lyricgen.memory import check_decoding_fits
 from lyricgen.rnnlm import RNNLM
@@ -64,12 +67,18 @@ class LyricsGenerator:
     """A trained network with its vocabulary, tokeniser settings and n-gram index, ready to write lyrics."""
 
     def __init__(
-        self, net: RNNLM, vocab: Vocab, tokenizer_settings: dict | None = None, ngrams: NgramIndex | None = None
+        self,
+        net: RNNLM,
+        vocab: Vocab,
+        tokenizer_settings: dict | None = None,
+        ngrams: NgramIndex | None = None,
+        templates: dict | None = None,
     ) -> None:
         self.net = net
         self.vocab = vocab
         self.tokenizer_settings = tokenizer_settings or {}
         self.ngrams = ngrams
+        self.templates: dict[str, Template] = templates_from_dict(templates)  # tunes of a model trained on ci
         self._tokenizer: Tokenizer | None = None
         self._tables: dict[str, WordTables] = {}
 
@@ -77,7 +86,12 @@ class LyricsGenerator:
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> LyricsGenerator:
         ckpt = load_checkpoint(path)
         vocab, tokenizer, ngrams = read_extras(ckpt)
-        return cls(build_net(ckpt).to(device).eval(), vocab, tokenizer, ngrams)
+        return cls(build_net(ckpt).to(device).eval(), vocab, tokenizer, ngrams, read_templates(ckpt))
+
+    @classmethod
+    def from_model(cls, model) -> LyricsGenerator:
+        """The generator of a `LyricsLM` (e.g. one being trained): its network and what travels with it."""
+        return cls(model.net, model.vocab, model.tokenizer_settings, model.ngrams, model.templates)
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -95,6 +109,32 @@ class LyricsGenerator:
         similar = _similar_words(word, self.vocab)
         hint = f"; similar words it knows: {', '.join(similar)}" if similar else f"; try another {what}"
         return LyricgenError(f"{what} {word!r} is not in the model's vocabulary{hint}")
+
+    def tunes(self) -> list[Template]:
+        """The tunes this model knows, the most common first."""
+        return sorted(self.templates.values(), key=lambda t: (-t.count, t.tune))
+
+    def tune_list(self) -> str:
+        """`cipai=list`: a line a tune, the most common first: its name, its training ci, the share of them in
+        its template's shape, and the shape (clause lengths, rhyme letters, punctuation; see `Template`)."""
+        if not self.templates:
+            self.template("list")  # refused: no templates
+        return "\n".join(f"{t.tune}\t{t.count} ci\t{t.share:.0%} in this shape\t{t.shape_text()}" for t in self.tunes())
+
+    def template(self, cipai: str) -> Template:
+        """The template of a tune; an unknown one is refused with the nearest known names."""
+        if not self.templates:
+            raise LyricgenError(
+                f"cipai={cipai}: this model has no tune templates (it was not trained on ci); train one with "
+                "python scripts/train.py experiment=songci_char, or leave out cipai"
+            )
+        if cipai in self.templates:
+            return self.templates[cipai]
+        names = [t.tune for t in self.tunes()]
+        near = difflib.get_close_matches(cipai, names, n=5, cutoff=0.3)
+        near += [n for n in names if set(n) & set(cipai) and n not in near][: 5 - len(near)]
+        hint = f"nearest known tunes: {', '.join(near)}" if near else "cipai=list prints the known tunes"
+        raise LyricgenError(f"cipai={cipai!r} is not a tune this model knows; {hint}")
 
     def encode_prompt(self, start_word: str) -> list[int]:
         """Ids of the prompt; a word the model does not know is refused, with similar known words."""
@@ -128,7 +168,11 @@ class LyricsGenerator:
         opts.check()
         if opts.form:
             self.check_form(opts)
+        template = self.template(opts.cipai) if opts.cipai else None
         prompt = self.encode_prompt(start_word)
+        if template is not None:  # a ci begins with its title line, as every ci of the corpus does
+            title = self.tokenizer.tokenize(title_line(template.tune)) + [NEWLINE]
+            prompt = self.vocab.encode(title) + prompt  # (a rare character of a title is <unk>, as in training)
         device = next(self.net.parameters()).device
         budget = None if opts.form else (opts.length if opts.length is not None else opts.max_length)
         check_decoding_fits(self.net.settings, opts.num_samples, budget, opts.best_of if opts.form else 1, device)
@@ -136,7 +180,8 @@ class LyricsGenerator:
         if seed is not None:
             generator = torch.Generator(device=device).manual_seed(seed)
         if opts.form:
-            decoder = FormDecoder(self.net, self.vocab, self.word_tables(opts.rhyme_rule), opts, self.ngrams, generator)
+            tables = self.word_tables(opts.rhyme_rule)
+            decoder = FormDecoder(self.net, self.vocab, tables, opts, self.ngrams, generator, template)
             samples = decoder.decode(prompt)
         else:
             stoi = self.vocab.stoi

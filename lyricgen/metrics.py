@@ -15,6 +15,7 @@ from lyricgen.data.ngrams import NgramIndex, word_lines
 from lyricgen.data.tokenizer import NEWLINE, SPACE
 from lyricgen.decoding.form import count_chars
 from lyricgen.decoding.rhyme import rhyme_class
+from lyricgen.decoding.templates import Template, rhyme_hits
 
 
 def lines_of(tokens: list[str]) -> list[str]:
@@ -154,3 +155,30 @@ def form_metrics(
         out[f"copy rate (>= {copy_n} words)"] = rate
         out["longest copied run"] = float(longest)
     return out
+
+
+# SongNet's measures of ci (Li et al. 2020, "Rigid Formats Controlled Text Generation"), as computed here
+# (BENCHMARKS.md says where they differ from SongNet's code): each ci is its lines after the title line.
+
+
+def char_distinct(texts: list[str], n: int) -> float:
+    """Distinct-n over characters, pooled over all texts: SongNet's Distinct (a ci's characters joined,
+    punctuation included, line breaks left out)."""
+    grams = [text[i : i + n] for text in texts for i in range(len(text) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else float("nan")
+
+
+def tune_metrics(cis: list[tuple[list[str], Template]], rule: str = "shisan") -> dict[str, float]:
+    """Format accuracy (share of ci whose clause lengths and punctuation are their tune's template's), rhyme
+    accuracy (share of the template's rhyme positions that rhyme, over the ci in its shape: `rhyme_hits`) and
+    Distinct-1/2 over characters, of ci each with the template of its tune."""
+    matched = [(lines, tpl) for lines, tpl in cis if tpl.matches(lines)]
+    hits = [rhyme_hits(lines, tpl, rule) for lines, tpl in matched]
+    rhymed, positions = sum(h for h, _ in hits), sum(n for _, n in hits)
+    texts = ["".join(lines) for lines, _ in cis]
+    return {
+        "format accuracy": len(matched) / len(cis) if cis else float("nan"),
+        "rhyme accuracy": rhymed / positions if positions else float("nan"),
+        "distinct-1": char_distinct(texts, 1),
+        "distinct-2": char_distinct(texts, 2),
+    }

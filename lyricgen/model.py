@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
-from lyricgen.checkpoint import read_extras, trained_on_val, write_extras
+from lyricgen.checkpoint import read_extras, read_templates, trained_on_val, write_extras
 from lyricgen.data.datasets import IGNORE_INDEX
 from lyricgen.data.ngrams import NgramIndex
 from lyricgen.data.vocab import Vocab
@@ -49,7 +49,8 @@ class LyricsLM(L.LightningModule):
     `hparams` are the fields of `NetSettings` (`vocab_size`, `cell`, `emb_dim`, ...; the network) and of
     `OptimSettings` (`optimizer`, `lr`, ...; its training), each saved as a scalar hyperparameter.
     `vocab`, `tokenizer` (the tokeniser settings) and `ngrams` (the training split's n-gram index, for
-    `no_copy`) are not hyperparameters: they travel in the checkpoint (see `lyricgen.checkpoint`).
+    `no_copy`) and `templates` (the tune templates of a corpus of ci, a plain dict) are not hyperparameters:
+    they travel in the checkpoint (see `lyricgen.checkpoint`).
     """
 
     def __init__(
@@ -57,6 +58,7 @@ class LyricsLM(L.LightningModule):
         vocab: Vocab | None = None,
         tokenizer: dict | None = None,
         ngrams: NgramIndex | None = None,
+        templates: dict | None = None,
         **hparams,
     ) -> None:
         super().__init__()
@@ -73,6 +75,7 @@ class LyricsLM(L.LightningModule):
         self.vocab = vocab
         self.tokenizer_settings = dict(tokenizer or {})  # a plain dict: checkpoints load with weights_only
         self.ngrams = ngrams
+        self.templates = templates
         self.trained_on_val = False  # set by scripts/train.py for a final run (data.train_on_val); saved with it
         self.val_loss, self.val_acc = MeanMetric(), MeanMetric()
         self.test_loss, self.test_acc = MeanMetric(), MeanMetric()
@@ -180,8 +183,9 @@ class LyricsLM(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.vocab is None:
             raise RuntimeError("LyricsLM.vocab must be set before saving a checkpoint")
-        write_extras(checkpoint, self.vocab, self.tokenizer_settings, self.ngrams, self.trained_on_val)
+        write_extras(checkpoint, self.vocab, self.tokenizer_settings, self.ngrams, self.trained_on_val, self.templates)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.vocab, self.tokenizer_settings, self.ngrams = read_extras(checkpoint)
+        self.templates = read_templates(checkpoint)
         self.trained_on_val = trained_on_val(checkpoint)

@@ -23,8 +23,10 @@ def main(cfg: DictConfig) -> None:
         from lyricgen.checkpoint import find_checkpoint, run_dir_of
         from lyricgen.config import check_config
         from lyricgen.decoding import DecodingOptions
-        from lyricgen.evaluation import CORPUS, evaluate_checkpoint
+        from lyricgen.evaluation import CORPUS, TUNES, evaluate_checkpoint, tune_table
 
+        if cfg.get("cipai"):  # a ci has as many lines as its tune
+            cfg.lines = None
         check_config(cfg, "evaluate")
         opts = DecodingOptions.from_mapping(cfg)
         ckpt_path = Path(cfg.ckpt_path or find_checkpoint(cfg.runs_dir))
@@ -42,10 +44,11 @@ def main(cfg: DictConfig) -> None:
             cfg.seed,
             cfg.accelerator,
             OmegaConf.to_container(cfg.cache) if cfg.get("cache") else None,
+            cfg.tunes,
         )
         print("| metric | samples | held-out corpus |\n| --- | --- | --- |")
         for name, value in result.items():
-            if not name.startswith(f"{CORPUS}/"):
+            if not name.startswith((f"{CORPUS}/", f"{TUNES}/")):
                 ref = result.get(f"{CORPUS}/{name}")
                 print(f"| {name} | {value:.3f} | {'' if ref is None else f'{ref:.3f}'} |")
         form = ", ".join(
@@ -63,6 +66,13 @@ def main(cfg: DictConfig) -> None:
             f"temperature {cfg.temperature}, top_p {cfg.top_p}, top_k {cfg.top_k}{'; ' + form if form else ''}; "
             f"the corpus in pieces of as many lines; checkpoint {ckpt_path})"
         )
+        if f"{TUNES}/cipai/ci" in result:  # a model of ci: SongNet's measures, in the shapes of its tunes
+            print("\n" + tune_table(result))
+            tunes = cfg.cipai or f"the {cfg.tunes} commonest tunes"
+            print(
+                f"\n({tunes}, {cfg.num_samples} ci each; character ppl = 2^bpc of the test split; rhyme rule "
+                f"{opts.rhyme_rule}; BENCHMARKS.md: the measures against SongNet's)"
+            )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python scripts/generate.py rhyme=AABB line_chars=7 lines=8          # form: see conf/decoding/default.yaml
     python scripts/generate.py acrostic=星星点灯 rhyme=XAXA no_copy=4
+    python scripts/generate.py cipai=浣溪沙                               # a ci of a model trained on data=songci
 
 Lyrics go to stdout (one lyric line per line, samples separated by a blank line); everything else
 goes to stderr, so the output can be piped.
@@ -30,6 +31,9 @@ def main(cfg: DictConfig) -> None:
         ckpt_path = cfg.ckpt_path or find_checkpoint(cfg.runs_dir)
         print(f"checkpoint: {ckpt_path}", file=sys.stderr)
         generator = LyricsGenerator.from_checkpoint(ckpt_path, device=pick_device(cfg.device))
+        if opts.cipai == "list":  # the tunes of a model trained on ci, with their shapes
+            print(generator.tune_list())
+            return
         start_word = "" if cfg.start_word is None else str(cfg.start_word)
         samples = generator.generate(start_word, seed=cfg.seed, opts=opts)
         print("\n\n".join(samples))

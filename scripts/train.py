@@ -11,11 +11,19 @@ from pathlib import Path
 import hydra
 import lightning as L
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from lyricgen.checkpoint import check_resumable, load_checkpoint, read_extras
+from lyricgen.checkpoint import (
+    check_resumable,
+    copy_pretrained,
+    init_from_shape,
+    load_checkpoint,
+    pretrained_checkpoint,
+    read_extras,
+)
 from lyricgen.cli import quiet_libraries, quote_non_ascii, user_errors
-from lyricgen.config import check_config, final_run, plain, training_device
+from lyricgen.config import check_config, final_run, plain, training_device, typed_keys
+from lyricgen.decoding.templates import mine_templates, templates_to_dict
 from lyricgen.evaluation import log_hparams_summary, test_best_checkpoint
 from lyricgen.memory import check_training_fits
 from lyricgen.rnnlm import NetSettings
@@ -38,20 +46,39 @@ def train(cfg: DictConfig) -> dict:
         checkpoint = load_checkpoint(cfg.ckpt_path)
         check_resumable(checkpoint, cfg.ckpt_path, model_options, datamodule.tokenizer.settings)
         datamodule.vocab = read_extras(checkpoint)[0]
+    pretrained = None
+    if cfg.get("init_from"):  # fine-tuning: the shape of a pre-trained model, its weights copied below
+        path = pretrained_checkpoint(cfg.init_from)
+        pretrained = load_checkpoint(path)
+        model_options = init_from_shape(
+            pretrained, path, model_options, typed_keys("model", "cell"), datamodule.tokenizer.settings
+        )
+        with open_dict(cfg):  # the config, the hyperparameters and the logs say the shape the run really has
+            cfg.model.update(model_options)
     datamodule.prepare_data()
     datamodule.setup("fit")  # the vocabulary size is needed to build the model
     vocab = datamodule.vocab
     net = NetSettings.from_hparams({**model_options, "vocab_size": len(vocab)})
     check_training_fits(net, datamodule.batch_size, datamodule.seq_len, training_device(cfg.trainer.accelerator))
     ngrams = datamodule.training_ngrams(cfg.get("no_copy_max_n", 8))  # for no_copy
+    templates = mine_templates(datamodule.songs("train"))  # tune templates of a corpus of ci (else none)
     model = instantiate(  # _convert_: plain lists (model.cutoffs), so checkpoints load with weights_only
         cfg.model,
         vocab_size=len(vocab),
         vocab=vocab,
         tokenizer=datamodule.tokenizer.settings,
         ngrams=ngrams,
+        templates=templates_to_dict(templates, "shisan") if templates else None,
         _convert_="all",
     )
+    if pretrained is not None:
+        shared = copy_pretrained(model.net, pretrained, vocab)
+        log.info(
+            "init_from %s: weights copied, with the rows of %d of this vocabulary's %d tokens (the others start fresh)",
+            cfg.init_from,
+            shared,
+            len(vocab),
+        )
     model.trained_on_val = datamodule.train_on_val  # in its checkpoints: evaluate.py then scores test only
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]  # callbacks.NAME=null: off
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]

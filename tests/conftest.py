@@ -91,3 +91,117 @@ def trained_run(tmp_path_factory) -> Path:
 def best_checkpoint(run_dir: Path) -> Path:
     (best,) = (run_dir / "checkpoints").glob("best-*.ckpt")
     return best
+
+
+# Six real ci of 全宋词 (chinese-poetry's ci.song.2000.json), as its JSON records: two tunes whose shapes are
+# fixed (浣溪沙 7。7。7。/7，7。/7。 rhyming on every 。; 菩萨蛮 7。7。5。5。5。5。5。5。 rhyming in pairs).
+REAL_CI = [
+    {
+        "author": "葛胜仲",
+        "rhythmic": "浣溪沙",
+        "paragraphs": [
+            "楼子包金照眼新。",
+            "香根犹带广陵尘。",
+            "翻阶不羡掖垣春。",
+            "不分与花为近侍，难甘溱洧赠闲人。",
+            "如羞如怨独含颦。",
+        ],
+    },  # noqa: E501
+    {
+        "author": "葛胜仲",
+        "rhythmic": "浣溪沙",
+        "paragraphs": [
+            "东阁郎官巧写真。",
+            "西湖处士妙传神。",
+            "嫣然一笑腊前春。",
+            "斗好虽无冰骨女，相宜幸是雪髯人。",
+            "且烦疏影入清尊。",
+        ],
+    },  # noqa: E501
+    {
+        "author": "葛胜仲",
+        "rhythmic": "浣溪沙",
+        "paragraphs": [
+            "盘里明珠芡实香。",
+            "尊前堆雪脍丝长。",
+            "何妨羌管奏伊凉。",
+            "翠葆重生无复日，白波不釂有如江。",
+            "壁间醉墨任淋浪。",
+        ],
+    },  # noqa: E501
+    {
+        "author": "曾纡",
+        "rhythmic": "菩萨蛮",
+        "paragraphs": [
+            "山光冷浸清溪底。",
+            "溪光直到柴门里。",
+            "卧对白苹洲。",
+            "猗眠数钓舟。",
+            "溪山无限好。",
+            "恨不相逢早。",
+            "老病独醒多。",
+            "如此良夜何。",
+        ],
+    },  # noqa: E501
+    {
+        "author": "向",
+        "rhythmic": "菩萨蛮",
+        "paragraphs": [
+            "小楼不放珠帘卷。",
+            "菱花羞照啼妆面。",
+            "金鸭水沈烟。",
+            "待君来共添。",
+            "鹊声生暗喜。",
+            "翠袖轮纤指。",
+            "细细数归程。",
+            "脸桃春色深。",
+        ],
+    },  # noqa: E501
+    {
+        "author": "向滈",
+        "rhythmic": "菩萨蛮",
+        "paragraphs": [
+            "云屏月帐孤鸾恨。",
+            "香消玉减无人问。",
+            "斜倚碧琅玕。",
+            "萧萧生暮寒。",
+            "低垂双翠袖。",
+            "袖薄轻寒透。",
+            "庭院欲黄昏。",
+            "凝情空断魂。",
+        ],
+    },  # noqa: E501
+]
+
+
+def write_songci(folder: Path, copies: int = 1, files: int = 2) -> Path:
+    """A folder of chinese-poetry JSON files holding REAL_CI `copies` times, spread over `files` files."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    records = REAL_CI * copies
+    per = -(-len(records) // files)
+    for k in range(files):
+        part = records[k * per : (k + 1) * per]
+        (folder / f"ci.song.{k * 1000}.json").write_text(json.dumps(part, ensure_ascii=False), encoding="utf-8")
+    return folder
+
+
+def songci_overrides(folder: Path, out: Path, *extra: str) -> list[str]:
+    """Overrides that train a small character model on a folder of ci quickly."""
+    return tiny_overrides(
+        folder,
+        out,
+        "data.format=songci",
+        "tokenizer=char",
+        "data.seq_len=48",
+        "data.batch_size=4",
+        "data.val_fraction=0.1",
+        "data.test_fraction=0.1",
+        "data.min_freq=1",
+        "trainer.max_epochs=12",
+        "callbacks.lyrics_metrics=null",
+        "callbacks.sample_lyrics_form=null",
+        "cache=none",
+        *extra,
+    )

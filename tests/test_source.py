@@ -2,14 +2,16 @@
 
 import hashlib
 import http.server
+import json
 import threading
 import zipfile
 from functools import partial
 
 import pytest
 
-from lyricgen.data.source import download, ensure_file, read_songs
+from lyricgen.data.source import corpus_digest, download, ensure_file, ensure_files, read_songs
 from lyricgen.errors import LyricgenError
+from tests.conftest import REAL_CI, write_songci
 
 
 @pytest.fixture
@@ -86,3 +88,40 @@ def test_other_encodings(tmp_path):
     with pytest.raises(LyricgenError, match="not valid utf-8.*data.encoding"):
         read_songs(path)
     assert read_songs(path, encoding="gbk")[0] == [["星星在天上"]]
+
+
+def test_songci_folder_reads_each_ci_with_its_title_line_in_the_collections_order(tmp_path):
+    folder = write_songci(tmp_path / "songci", copies=2, files=3)
+    (folder / "ci.song.10000.json").write_text(  # after ci.song.2000.json, as the collection numbers them
+        json.dumps([{"rhythmic": "点绛唇", "paragraphs": ["新月娟娟，夜寒江静山衔斗。"]}], ensure_ascii=False),
+        encoding="utf-8",
+    )
+    songs, digest = read_songs(folder, format="songci")
+    assert len(songs) == 2 * len(REAL_CI) + 1
+    assert songs[0] == ["《浣溪沙》", *REAL_CI[0]["paragraphs"]]
+    assert songs[3][0] == "《菩萨蛮》" and songs[3][1] == "山光冷浸清溪底。"
+    assert songs[-1] == ["《点绛唇》", "新月娟娟，夜寒江静山衔斗。"]
+    assert digest == corpus_digest(folder, format="songci")  # what the token cache is keyed by, from the bytes
+
+
+def test_songci_errors_name_the_fix(tmp_path):
+    with pytest.raises(LyricgenError, match="not a folder of chinese-poetry JSON files"):
+        read_songs(tmp_path, format="songci")
+    (tmp_path / "ci.song.0.json").write_text('{"not": "a list of records"}', encoding="utf-8")
+    with pytest.raises(LyricgenError, match="is not a chinese-poetry JSON file .* downloaded again"):
+        read_songs(tmp_path, format="songci")
+
+
+def test_a_corpus_of_several_files_is_downloaded_and_checked_file_by_file(tmp_path):
+    source = write_songci(tmp_path / "served", files=2)
+    files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(source.glob("*.json"))}
+    dest = tmp_path / "data" / "songci"
+    ensure_files(dest, source.as_uri(), files)
+    assert sorted(p.name for p in dest.iterdir()) == sorted(files)
+    assert read_songs(dest, format="songci")[0] == read_songs(source, format="songci")[0]
+    (dest / "ci.song.0.json").write_text("[]", encoding="utf-8")  # a damaged file is refused, not used
+    with pytest.raises(LyricgenError, match="ci.song.0.json has sha256 .* expected"):
+        ensure_files(dest, source.as_uri(), files)
+    (dest / "ci.song.0.json").unlink()  # a missing one is fetched again
+    ensure_files(dest, source.as_uri(), files)
+    assert (dest / "ci.song.0.json").read_bytes() == (source / "ci.song.0.json").read_bytes()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 
 import lightning as L
@@ -14,7 +15,7 @@ from torch.utils.data import DataLoader
 from lyricgen.data.corpus import TokenizedCorpus, load_or_tokenize
 from lyricgen.data.datasets import ChunkDataset, StreamDataset, pad_collate
 from lyricgen.data.ngrams import NgramIndex
-from lyricgen.data.source import corpus_digest, ensure_file, read_songs
+from lyricgen.data.source import FORMATS, Song, corpus_digest, ensure_file, ensure_files, read_songs
 from lyricgen.data.tokenizer import NEWLINE, SPACE, JiebaTokenizer, Tokenizer
 from lyricgen.data.vocab import Vocab
 from lyricgen.errors import LyricgenError
@@ -59,8 +60,10 @@ class DataOptions:
     """The options of `LyricsDataModule` (the `data` config group), with their types and ranges."""
 
     path: str | Path = option(example="my_lyrics.txt")
+    format: str = option("text", choices=FORMATS)
     url: str | None = option(None)
     sha256: str | None = option(None)
+    files: Mapping | None = option(None, note="file name -> sha256, for a corpus of several files")
     member: str | None = option(None)
     encoding: str = option("utf-8", example="gbk")
     cache_dir: str | Path | None = option(None)
@@ -83,8 +86,12 @@ class LyricsDataModule(L.LightningDataModule):
     """Lyrics from a text file, a folder of `.txt` songs, or a `.zip` (downloaded from `url` if missing).
 
     Args:
-        path: the corpus: a text file, a folder of `.txt` files (one song each) or a `.zip`.
+        path: the corpus: a text file, a folder of `.txt` files (one song each) or a `.zip`; with
+            `format="songci"`, a folder of chinese-poetry JSON files (one song per ci, its tune as a title line).
+        format: `text` or `songci` (`lyricgen.data.source`).
         url, sha256: where to download `path` from when it is missing, and its checksum.
+        files: a corpus of several files in the folder `path`: file name -> sha256, each downloaded from
+            `url` + name when missing (`url` is then the folder's address).
         member: the file inside a `.zip` to read.
         encoding: text encoding of the corpus.
         cache_dir: where the tokenised corpus is cached (None: no cache).
@@ -113,8 +120,10 @@ class LyricsDataModule(L.LightningDataModule):
     def __init__(
         self,
         path: str,
+        format: str = "text",
         url: str | None = None,
         sha256: str | None = None,
+        files: Mapping | None = None,
         member: str | None = None,
         encoding: str = "utf-8",
         cache_dir: str | None = None,
@@ -142,6 +151,7 @@ class LyricsDataModule(L.LightningDataModule):
                 f"got {val_fraction} + {test_fraction}; e.g. data.val_fraction=0.1 data.test_fraction=0.1"
             )
         self.path, self.url, self.sha256, self.member = path, url, sha256, member
+        self.format, self.files = format, dict(files) if files else None
         self.encoding, self.cache_dir = encoding, cache_dir
         self.seq_len, self.batch_size, self.val_fraction = seq_len, batch_size, val_fraction
         self.eval_seq_len = eval_seq_len or seq_len
@@ -154,6 +164,7 @@ class LyricsDataModule(L.LightningDataModule):
         self.vocab: Vocab | None = None  # set it before setup() to reuse a checkpoint's vocabulary
         self.corpus: TokenizedCorpus | None = None  # the whole corpus as ids (`lyricgen.data.corpus`)
         self.spans: dict[str, tuple[int, int]] = {}  # per split: its [start, stop) token offsets in the corpus
+        self.lines: dict[str, tuple[int, int]] = {}  # per split: its [start, stop) line indices
         self._loaded: TokenizedCorpus | None = None
         self.chars_per_token: dict[str, float] = {}  # per split: characters / predicted tokens (for bpc)
         self.unk_share: dict[str, float] = {}  # per held-out split: share of its tokens that are <unk>
@@ -163,9 +174,9 @@ class LyricsDataModule(L.LightningDataModule):
         once per process (Lightning calls prepare_data again in each fit and test)."""
         if self._loaded is not None:
             return self._loaded
-        digest = corpus_digest(self.path, self.encoding, self.member, self.blank_lines)
+        digest = corpus_digest(self.path, self.encoding, self.member, self.blank_lines, self.format)
         self._loaded = load_or_tokenize(
-            lambda: read_songs(self.path, self.encoding, self.member, self.blank_lines)[0],
+            lambda: read_songs(self.path, self.encoding, self.member, self.blank_lines, self.format)[0],
             self.tokenizer,
             digest,
             self.cache_dir,
@@ -173,10 +184,16 @@ class LyricsDataModule(L.LightningDataModule):
         )
         return self._loaded
 
+    def _ensure_source(self) -> None:
+        """Download the corpus when it is missing (once, with its checksums); check it when it is there."""
+        if self.files:
+            ensure_files(self.path, self.url, self.files)
+        elif self.url:
+            ensure_file(self.path, self.url, self.sha256)
+
     def prepare_data(self) -> None:
         """Download (once, with checksum) and fill the token cache; runs on one process only."""
-        if self.url:
-            ensure_file(self.path, self.url, self.sha256)
+        self._ensure_source()
         self._corpus()
 
     def tokens(self, split: str) -> list[str]:
@@ -187,8 +204,7 @@ class LyricsDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.corpus is not None:
             return  # already set up (the training function sets up before the trainer does)
-        if self.url:
-            ensure_file(self.path, self.url, self.sha256)
+        self._ensure_source()
         corpus = self._corpus()
         val_start, test_start = split_lines(corpus.song_lines, self.val_fraction, self.test_fraction)
         bounds = [0, corpus.line_offset(val_start), corpus.line_offset(test_start), len(corpus)]
@@ -266,6 +282,30 @@ class LyricsDataModule(L.LightningDataModule):
             self.unk_share.get("val", 0.0), self.unk_share.get("test", 0.0),
         )
         self.corpus, self.spans = corpus, spans
+        if self.train_on_val:
+            lines["train"] = (0, test_start)
+        self.lines = lines  # per split: its [start, stop) line indices
+
+    def songs(self, split: str, first_line: str = "《") -> list[Song]:
+        """The songs of a split whose first line begins with `first_line` (e.g. the title line of a ci,
+        `《浣溪沙》`), as lines of text; others are skipped before their text is made."""
+        corpus, (start, stop) = self.corpus, self.lines[split]
+        bounds = np.concatenate([[0], np.cumsum(corpus.song_lines)])
+        types = np.asarray(corpus.types, dtype=object)
+        join = self.tokenizer.join
+        songs = []
+        for s in range(len(corpus.song_lines)):
+            first, end = int(bounds[s]), min(int(bounds[s + 1]), stop)
+            if first >= end or first < start:
+                continue
+            a = corpus.line_offset(first)
+            if not corpus.types[int(corpus.ids[a])].startswith(first_line):
+                continue
+            offsets = [corpus.line_offset(k) for k in range(first, end + 1)]
+            ids = corpus.ids[offsets[0] : offsets[-1]]
+            tokens = types[ids].tolist()
+            songs.append([join(tokens[i - a : j - a - 1]) for i, j in zip(offsets, offsets[1:])])
+        return songs
 
     def training_ngrams(self, max_n: int = 8) -> NgramIndex:
         """The hashed word n-grams of the training split (`lyricgen.data.ngrams`), from its ids: inside lines,

@@ -1,15 +1,23 @@
-"""Where the text comes from: download with checksum, then read a zip member, a file or a folder."""
+"""Where the text comes from: download with checksum, then read a zip member, a file or a folder.
+
+Two formats: `text` (a text file, a `.zip` member or a folder of `.txt` files, one song each) and `songci`
+(a folder of the chinese-poetry collection's JSON files, e.g. 全宋词's `ci.song.0.json` ...: each record
+`{"rhythmic": tune, "paragraphs": [lines]}` is one song, its tune (词牌) as a title line `《浣溪沙》`).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from lyricgen.errors import LyricgenError
@@ -17,6 +25,18 @@ from lyricgen.errors import LyricgenError
 log = logging.getLogger(__name__)
 
 Song = list[str]  # the lines of one song (or of a whole single-file corpus)
+FORMATS = ("text", "songci")
+TITLE = re.compile(r"^《(.+)》$")  # the title line of a ci: its tune
+
+
+def title_line(tune: str) -> str:
+    """The first line of a ci: its tune (词牌) in title brackets, `《浣溪沙》`."""
+    return f"《{tune}》"
+
+
+def _natural_key(path: Path) -> list:
+    """`ci.song.2000.json` before `ci.song.10000.json`: the collection's own order."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -69,6 +89,17 @@ def ensure_file(path: str | os.PathLike, url: str | None = None, sha256: str | N
     return download(url, path, sha256)
 
 
+def ensure_files(folder: str | os.PathLike, base_url: str | None, files: Mapping[str, str]) -> Path:
+    """A corpus of several files (`files`: name -> sha256) in `folder`: each missing one downloaded from
+    `base_url` + name, each present one checked like `ensure_file`."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise LyricgenError(f"corpus path {folder} is not a folder; delete it or set data.path to a folder")
+    for name, sha256 in files.items():
+        ensure_file(folder / name, f"{base_url.rstrip('/')}/{name}" if base_url else None, sha256)
+    return folder
+
+
 def _decode(raw: bytes, encoding: str, where: str) -> str:
     if b"\x00" in raw:
         raise LyricgenError(f"{where} looks like binary data, not text; give a plain-text corpus")
@@ -82,11 +113,19 @@ def _decode(raw: bytes, encoding: str, where: str) -> str:
         ) from None
 
 
-def _raw_files(path: str | os.PathLike, member: str | None) -> list[tuple[bytes, str]]:
+def _raw_files(path: str | os.PathLike, member: str | None, format: str = "text") -> list[tuple[bytes, str]]:
     """The bytes of each file of a corpus, with the name to show in errors."""
     path = Path(path)
     if not path.exists():
         raise LyricgenError(f"corpus path {path} does not exist; set data.path to a text file or a folder of .txt files")
+    if format == "songci":
+        files = sorted((p for p in path.glob("*.json") if p.is_file()), key=_natural_key) if path.is_dir() else []
+        if not files:
+            raise LyricgenError(
+                f"{path} is not a folder of chinese-poetry JSON files (data.format=songci); give the folder of "
+                "ci.song.*.json, e.g. data=songci, which downloads them"
+            )
+        return [(p.read_bytes(), str(p)) for p in files]
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix == ".txt" and p.is_file())
         if not files:
@@ -105,23 +144,47 @@ def _raw_files(path: str | os.PathLike, member: str | None) -> list[tuple[bytes,
     return [(path.read_bytes(), str(path))]
 
 
-def _digest(raws: list[tuple[bytes, str]], encoding: str, blank_lines: bool) -> str:
-    digest = hashlib.sha256(f"{encoding.lower()}, blank lines {'kept' if blank_lines else 'dropped'}".encode())
+def _digest(raws: list[tuple[bytes, str]], encoding: str, blank_lines: bool, format: str = "text") -> str:
+    settings = f"{encoding.lower()}, blank lines {'kept' if blank_lines else 'dropped'}"
+    if format != "text":  # (text corpora keep the digests, and so the token caches, of earlier versions)
+        settings += f", format {format}"
+    digest = hashlib.sha256(settings.encode())
     for raw, _ in raws:
         digest.update(hashlib.sha256(raw).digest())
     return digest.hexdigest()
 
 
 def corpus_digest(
-    path: str | os.PathLike, encoding: str = "utf-8", member: str | None = None, blank_lines: bool = False
+    path: str | os.PathLike,
+    encoding: str = "utf-8",
+    member: str | None = None,
+    blank_lines: bool = False,
+    format: str = "text",
 ) -> str:
     """The sha256 that identifies a corpus as `read_songs` reads it, from its bytes alone (no decoding):
     what a token cache is looked up by before any text is read."""
-    return _digest(_raw_files(path, member), encoding, blank_lines)
+    return _digest(_raw_files(path, member, format), encoding, blank_lines, format)
+
+
+def _songci(text: str, where: str) -> list[Song]:
+    """The ci of one chinese-poetry JSON file: each a title line with its tune, then its paragraphs."""
+    try:
+        records = json.loads(text)
+        songs = [[title_line(r["rhythmic"].strip()), *(p.strip() for p in r["paragraphs"])] for r in records]
+    except (json.JSONDecodeError, TypeError, KeyError, AttributeError) as e:
+        raise LyricgenError(
+            f"{where} is not a chinese-poetry JSON file (a list of records with rhythmic and paragraphs: "
+            f"{type(e).__name__} {e}); delete it so that it is downloaded again"
+        ) from None
+    return [[line for line in song if line] for song in songs if any(p.strip() for p in song[1:])]
 
 
 def read_songs(
-    path: str | os.PathLike, encoding: str = "utf-8", member: str | None = None, blank_lines: bool = False
+    path: str | os.PathLike,
+    encoding: str = "utf-8",
+    member: str | None = None,
+    blank_lines: bool = False,
+    format: str = "text",
 ) -> tuple[list[Song], str]:
     """Read a corpus as songs of lines, plus a sha256 that identifies them (`corpus_digest`).
 
@@ -130,10 +193,13 @@ def read_songs(
     `blank_lines` (prose and plays, where an empty line separates speeches): then they are kept as empty
     lines, except at the start and the end of a file.
     """
-    raws = _raw_files(path, member)
+    raws = _raw_files(path, member, format)
     songs = []
     for raw, where in raws:
         text = _decode(raw, encoding, where)
+        if format == "songci":
+            songs += _songci(text, where)
+            continue
         if blank_lines:
             lines = [line if line.strip() else "" for line in text.strip("\r\n").splitlines()]
         else:
@@ -142,4 +208,4 @@ def read_songs(
             songs.append(lines)
     if not songs:
         raise LyricgenError(f"corpus {path} is empty (no non-blank lines); give a file with lyrics in it")
-    return songs, _digest(raws, encoding, blank_lines)
+    return songs, _digest(raws, encoding, blank_lines, format)

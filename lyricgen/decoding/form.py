@@ -42,6 +42,7 @@ from lyricgen.data.vocab import Vocab
 from lyricgen.decoding.options import DecodingOptions
 from lyricgen.decoding.rhyme import class_names, rhyme_class
 from lyricgen.decoding.sampling import penalize, pick_masked
+from lyricgen.decoding.templates import Template
 from lyricgen.errors import LyricgenError
 from lyricgen.rnnlm import RNNLM
 
@@ -103,19 +104,34 @@ class LineSpec:
     acrostic: str | None  # the character its first word must begin with
     group: int | None  # rhyme group (index of its letter), None if free
     keywords: list[int]  # keyword ids planned for this line
+    end: tuple[int, ...] = ()  # what ends it: its first token is sampled where it may end, the rest follow;
+    # a line break when empty (a clause of a tune ends on its punctuation, then maybe a line break)
 
 
 class FormPlan:
     """What each line must be, checked for feasibility before decoding (LyricgenError if it cannot be)."""
 
-    def __init__(self, opts: DecodingOptions, tables: WordTables, vocab: Vocab, prompt_line: list[int]) -> None:
+    def __init__(
+        self,
+        opts: DecodingOptions,
+        tables: WordTables,
+        vocab: Vocab,
+        prompt_line: list[int],
+        template: Template | None = None,
+    ) -> None:
         self.tables = tables
-        n_lines = opts.form_lines()
-        chars = opts.line_chars_list()
-        scheme = opts.rhyme or ""
+        self.unit = "clause" if template else "line"
+        n_lines = len(template.clauses) if template else opts.form_lines()
+        chars = [n for n, _ in template.clauses] if template else opts.line_chars_list()
+        scheme = template.rhyme if template else opts.rhyme or ""
         letters = sorted(set(scheme) - {"X"})
         self.letters = letters
         acro = opts.acrostic or ""
+        if len(acro) > n_lines and template:
+            raise LyricgenError(
+                f"acrostic {acro!r} has {len(acro)} characters but {template.tune} has {n_lines} clauses; "
+                f"give at most {n_lines} characters"
+            )
         if len(acro) > n_lines:
             raise LyricgenError(
                 f"acrostic {acro!r} has {len(acro)} characters but lines={n_lines}; give lines={len(acro)} or more"
@@ -126,7 +142,8 @@ class FormPlan:
             lo, hi = (chars[i % len(chars)],) * 2 if chars else (1, opts.max_line_chars)
             letter = scheme[i % len(scheme)] if scheme else "X"
             group = None if letter == "X" else letters.index(letter)
-            self.lines.append(LineSpec(lo, hi, acro[i] if i < len(acro) else None, group, []))
+            end = self._clause_end(template, i, vocab) if template else ()
+            self.lines.append(LineSpec(lo, hi, acro[i] if i < len(acro) else None, group, [], end))
         self._check_prompt(prompt_line, vocab)
         self.feasible = [self._feasible_classes(i, prompt_line) for i in range(n_lines)]
         for i, ok in enumerate(self.feasible):
@@ -138,6 +155,20 @@ class FormPlan:
         self.group_classes = self._group_classes(opts, vocab)
         self._plan_keywords(opts, vocab)
 
+    def _clause_end(self, template: Template, i: int, vocab: Vocab) -> tuple[int, ...]:
+        """The tokens after clause i of a tune: its punctuation (one token, or one a character), then a line
+        break where the template's line ends."""
+        punct = template.clauses[i][1]
+        tokens = [punct] if punct in vocab.stoi else list(punct)
+        missing = [p for p in tokens if p not in vocab.stoi]
+        if missing or not tokens:
+            raise LyricgenError(
+                f"the template of {template.tune} ends clause {i + 1} with {punct or 'no punctuation'!r}, which this "
+                "model cannot write; generate with a model trained on ci (data=songci)"
+            )
+        ids = [vocab.stoi[p] for p in tokens]
+        return (*ids, self.tables.newline) if i in template.line_ends else tuple(ids)
+
     def where(self, i: int) -> str:
         """The constraints of line i, in the user's words."""
         spec = self.lines[i]
@@ -146,7 +177,7 @@ class FormPlan:
             parts.append(f"beginning with {spec.acrostic!r}")
         if spec.group is not None:
             parts.append(f"rhyme letter {self.letters[spec.group]}")
-        return f"line {i + 1} ({', '.join(parts)})"
+        return f"{self.unit} {i + 1} ({', '.join(parts)})"
 
     def _check_prompt(self, prompt_line: list[int], vocab: Vocab) -> None:
         if not prompt_line:
@@ -292,9 +323,10 @@ class FormDecoder:
         opts: DecodingOptions,
         ngrams: NgramIndex | None,
         generator: torch.Generator | None,
+        template: Template | None = None,
     ) -> None:
         self.net, self.vocab, self.t, self.opts = net, vocab, tables, opts
-        self.ngrams, self.generator = ngrams, generator
+        self.ngrams, self.generator, self.template = ngrams, generator, template
         self.device = next(net.parameters()).device
         self.n = opts.no_copy
         if self.n and ngrams is None:
@@ -315,7 +347,7 @@ class FormDecoder:
         self.net.eval()
         cut = max((i + 1 for i, tok in enumerate(prompt_ids) if tok == t.newline), default=0)
         prompt_line = prompt_ids[cut:]
-        plan = FormPlan(opts, t, self.vocab, [w for w in prompt_line if w != t.space])
+        plan = FormPlan(opts, t, self.vocab, [w for w in prompt_line if w != t.space], self.template)
         S, V = opts.num_samples, len(self.vocab)
         context = torch.tensor(prompt_ids or [t.newline], device=self.device).expand(S, -1)
         logits, hidden = self.net(context)
@@ -340,11 +372,16 @@ class FormDecoder:
                 if len(done):
                     _assign(hidden, done, rows_hidden, ok.nonzero().squeeze(1))
                     logits[done] = rows_logits[ok]
+                    if len(spec.end) > 1:  # what follows the sampled end (a clause's line break) is read in
+                        after = torch.tensor(spec.end[1:], device=self.device).expand(len(done), -1)
+                        step_logits, step_hidden = self.net(after, _select(hidden, done))
+                        _assign(hidden, done, step_hidden, torch.arange(len(done), device=self.device))
+                        logits[done] = step_logits[:, -1].float()
                     for k, s in enumerate(todo.tolist()):
                         if bool(ok[k]):
-                            out[s].extend(lines[k])
+                            out[s].extend(lines[k] + list(spec.end[1:]))
                             seen[s, lines[k]] = True
-                            words = [w for w in lines[k] if w not in (t.newline, t.space)]
+                            words = [w for w in lines[k] if w not in (t.newline, t.space, *spec.end)]
                             if spec.group is not None and words:
                                 ended_on[s, spec.group, words[-1]] = True
                     if spec.group is not None:
@@ -387,6 +424,7 @@ class FormDecoder:
         t, opts, dev = self.t, self.opts, self.device
         K = 1 if opts.strategy == "greedy" else opts.best_of
         R = len(samples)
+        end = spec.end[0] if spec.end else t.newline  # the token that ends this line (or clause)
         h = _select(hidden, samples)
         words = [w for w in start if w != t.space]
         ctx_len = max(self.n - 1, 1)
@@ -433,7 +471,7 @@ class FormDecoder:
             "ntok": torch.zeros(R, dtype=torch.long, device=dev),
             "finished": torch.zeros(R, dtype=torch.bool, device=dev),
             "dead": torch.zeros(R, dtype=torch.bool, device=dev),
-            "tokens": torch.full((R, 2 * spec.hi + 2), t.newline, dtype=torch.long, device=dev),
+            "tokens": torch.full((R, 2 * spec.hi + 2), end, dtype=torch.long, device=dev),
             "final_logits": torch.zeros_like(logits[samples]),
             "seen": seen[samples].clone() if opts.repetition_penalty > 1 else None,
             "no_end": fresh,
@@ -442,7 +480,7 @@ class FormDecoder:
         final_h = _select(h, torch.arange(R, device=dev))
         start, branch_now = 0, False
         if R == 1 and K > 1 and not len(kw) and st["seen"] is None:  # the common case, in Python numbers
-            start, branch_now, h, final_h = self._unbranched(spec, st, table, h, final_h, words)
+            start, branch_now, h, final_h = self._unbranched(spec, st, table, h, final_h, words, end)
         for pos in range(start, st["tokens"].size(1)):
             active = ~st["finished"] & ~st["dead"]
             if not bool(active.any()):
@@ -463,6 +501,7 @@ class FormDecoder:
                 table,
                 st["no_end"],
                 st["last_word"],
+                end,
             )
             stuck = ~allowed.any(dim=1)
             if bool(stuck.any()):
@@ -472,7 +511,7 @@ class FormDecoder:
                     break
             if not bool(active.all()):
                 allowed &= active[:, None]
-                allowed[:, t.newline] |= ~active  # finished or dead rows idle on a line break
+                allowed[:, end] |= ~active  # finished or dead rows idle on the line's end
             step = st["logits"]
             if st["seen"] is not None:
                 step = penalize(step, st["seen"], opts.repetition_penalty, [x for x in (t.newline, t.space) if x >= 0])
@@ -492,7 +531,7 @@ class FormDecoder:
             st["logp"] += torch.where(active, logp, 0.0)
             st["ntok"] += active.long()
             st["tokens"][:, pos] = token  # finished and dead rows write line breaks past their end
-            is_word = (token != t.newline) & (token != t.space)  # idle rows get line breaks: never words
+            is_word = (token != end) & (token != t.space)  # idle rows get the line's end: never words
             st["u"] += t.chars[token]  # line breaks and spaces count 0
             st["prev_space"] = token == t.space
             st["last_cls"] = torch.where(is_word, t.cls[token], st["last_cls"])
@@ -506,7 +545,7 @@ class FormDecoder:
                 st["seen"][torch.arange(len(token), device=dev)[active], token[active]] = True
             out, h = self.net(token[:, None], h)
             st["logits"] = out[:, 0].float()
-            ended = active & (token == t.newline)
+            ended = active & (token == end)
             if bool(ended.any()):
                 rows = ended.nonzero().squeeze(1)
                 _assign(final_h, rows, h, rows)
@@ -524,7 +563,7 @@ class FormDecoder:
         lines = [st["tokens"][r, : int(st["ntok"][r])].tolist() for r in chosen_rows.tolist()]
         return lines, _select(final_h, chosen_rows), st["final_logits"][chosen_rows], st["last_cls"][chosen_rows], ok
 
-    def _unbranched(self, spec: LineSpec, st: dict, table: torch.Tensor, h, final_h, words: list[int]):
+    def _unbranched(self, spec: LineSpec, st: dict, table: torch.Tensor, h, final_h, words: list[int], end: int):
         """The start of one sample's line, before it branches, with its state in Python numbers: the same
         draws as the tensor loop (which takes over where the mask bites), at a fraction of the overhead.
 
@@ -547,7 +586,7 @@ class FormDecoder:
             ends = free and u >= spec.lo and bool(cls_ok[last_cls])
             if ends and no_end is not None and last_word >= 0:
                 ends = not bool(no_end[0, last_word])
-            row[t.newline] = ends
+            row[end] = ends
             if self.n and len(ctx) >= self.n - 1:
                 blocked = self.ngrams.followers(ctx[len(ctx) - (self.n - 1) :])
                 if len(blocked):
@@ -563,13 +602,13 @@ class FormDecoder:
             log_mass = log_mass + mass
             logp = logp + logits.log_softmax(dim=1)[:, tok]
             tokens.append(tok)
-            if tok != t.newline and tok != t.space:
+            if tok != end and tok != t.space:
                 u, last_cls, last_word = u + chars[tok], classes[tok], tok
                 ctx.append(tok)
             prev_space = tok == t.space
             out, h = self.net(token[:, None], h)
             logits = out[:, 0].float()
-            if tok == t.newline:
+            if tok == end:
                 finished = True
                 final_h = _select(h, torch.zeros(1, dtype=torch.long, device=logits.device))
                 st["final_logits"][0] = logits[0]
@@ -623,6 +662,7 @@ class FormDecoder:
         table=None,
         no_end=None,
         last_word=None,
+        end: int = -1,
     ):
         """Which words each row may write next without breaking a constraint now or later (rows x vocab)."""
         t = self.t
@@ -652,7 +692,7 @@ class FormDecoder:
         ends = free & (u >= spec.lo) & cls_ok.gather(1, last_cls[:, None]).squeeze(1)
         if no_end is not None:
             ends &= ~no_end.gather(1, last_word.clamp(min=0)[:, None]).squeeze(1)
-        allowed[:, t.newline] = ends if kw_need is None else ends & (kw_need == 0)
+        allowed[:, end] = ends if kw_need is None else ends & (kw_need == 0)
         if self.n:
             full = (ctx >= 0).all(dim=1)
             for r in full.nonzero().squeeze(1).tolist():

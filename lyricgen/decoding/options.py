@@ -22,7 +22,9 @@ class DecodingOptions:
 
     Form (any of them turns on line-by-line form decoding, see `lyricgen.decoding.form`): `rhyme` (a
     scheme such as AABB, one letter a line, X free), `rhyme_rule`, `rhyme_with`, `line_chars` (an int or
-    a list cycled over the lines), `acrostic`, `keywords`, `no_copy` (n >= 2; 0 is off). `best_of`
+    a list cycled over the lines), `acrostic`, `keywords`, `no_copy` (n >= 2; 0 is off), `cipai` (a whole ci in
+    the shape of a tune of the model's corpus: its clauses, their lengths, punctuation and rhymes; the
+    acrostic then goes one character a clause). `best_of`
     candidate lines are decoded for each line and the likeliest is kept; `max_line_chars` caps a line
     whose length is free. In form decoding `lines` sets the length (default: the acrostic's, the
     scheme's or the line_chars list's length, else 4) and `length` does not apply.
@@ -46,6 +48,9 @@ class DecodingOptions:
     no_copy: int = option(0, ge=0, note="0: off, else a run length n >= 2", example=4)
     best_of: int = option(6, ge=1)
     max_line_chars: int = option(20, ge=1, le=200)
+    cipai: str | None = option(
+        None, note="a tune (词牌) of the model's corpus of ci; list: the known tunes", example="浣溪沙"
+    )
 
     @classmethod
     def from_mapping(cls, values: Mapping) -> DecodingOptions:
@@ -55,7 +60,15 @@ class DecodingOptions:
     @property
     def form(self) -> bool:
         """Whether any form constraint is asked for (then decoding goes line by line)."""
-        return bool(self.rhyme or self.rhyme_with or self.line_chars or self.acrostic or self.keywords or self.no_copy)
+        return bool(
+            self.rhyme
+            or self.rhyme_with
+            or self.line_chars
+            or self.acrostic
+            or self.keywords
+            or self.no_copy
+            or self.cipai
+        )
 
     def form_lines(self) -> int:
         """How many lines form decoding writes."""
@@ -98,6 +111,11 @@ class DecodingOptions:
                 not self.acrostic or not any(ch.isspace() for ch in self.acrostic),
                 f"{prefix}acrostic={self.acrostic!r} has spaces; acrostic takes characters without spaces "
                 "(one per line), e.g. acrostic=天青色等烟雨",
+            ),
+            (
+                not self.cipai or not (self.rhyme or self.line_chars or self.lines is not None),
+                f"{prefix}cipai={self.cipai} sets the clauses, their lengths and rhymes: leave out rhyme, line_chars "
+                f"and lines (got rhyme={self.rhyme}, line_chars={self.line_chars}, lines={self.lines})",
             ),
             (
                 self.no_copy != 1,

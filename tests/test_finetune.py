@@ -1,0 +1,74 @@
+"""Pre-training and fine-tuning: `init_from` starts a run from another run's weights (nanoGPT's init_from)."""
+
+from __future__ import annotations
+
+import torch
+
+from lyricgen.checkpoint import copy_pretrained, load_checkpoint, read_extras
+from lyricgen.data.vocab import Vocab
+from lyricgen.rnnlm import RNNLM, NetSettings
+from tests.conftest import best_checkpoint, run_script, tiny_overrides, train_in_process
+
+
+def test_copy_pretrained_copies_the_rows_of_shared_tokens_and_leaves_new_ones_fresh(trained_run):
+    ckpt = load_checkpoint(best_checkpoint(trained_run))
+    old_vocab = read_extras(ckpt)[0]
+    words = [w for w in old_vocab.itos[1:] if w != "<unk>"]
+    new_vocab = Vocab(["<unk>", "新词", *words[::2], "另一个"])  # half the old words, two new ones, another order
+    settings = NetSettings.from_hparams({**ckpt["hyper_parameters"], "vocab_size": len(new_vocab)})
+    torch.manual_seed(0)
+    net = RNNLM(settings)
+    fresh = {k: v.clone() for k, v in net.state_dict().items()}
+    shared = copy_pretrained(net, ckpt, new_vocab)
+    assert shared == len(new_vocab) - 2
+    old = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items()}
+    for word in words[::2]:
+        i, j = new_vocab.stoi[word], old_vocab.stoi[word]
+        for key in ("embedding.weight", "head.weight", "head.bias"):
+            assert torch.equal(net.state_dict()[key][i], old[key][j]), (word, key)
+    for word in ("新词", "另一个"):  # new tokens keep the initialisation of a fresh model
+        assert torch.equal(net.embedding.weight[new_vocab.stoi[word]], fresh["embedding.weight"][new_vocab.stoi[word]])
+    assert torch.equal(net.rnn.weight_hh_l0, old["rnn.weight_hh_l0"])  # the cell as trained
+
+
+def test_fine_tuning_on_another_corpus_starts_from_the_pretrained_weights(tmp_path, trained_run):
+    corpus = tmp_path / "other.txt"
+    corpus.write_text("\n".join(["星星在天上闪烁", "我们唱一首新歌", "夜晚的风很安静"] * 40) + "\n", encoding="utf-8")
+    pretrained = best_checkpoint(trained_run)
+    run_dir = tmp_path / "run"
+    # a learning rate of almost nothing: after the run, the shared rows are still the pre-trained ones
+    overrides = tiny_overrides(corpus, tmp_path, f"init_from={trained_run}", "trainer.max_epochs=1", "model.lr=1e-9")
+    overrides = [o for o in overrides if not o.startswith(("model.emb_dim", "model.hidden_size"))]
+    train_in_process([*overrides, "model.hidden_size=999"], run_dir)  # not typed on a command line: taken as is
+    tuned = load_checkpoint(next((run_dir / "checkpoints").glob("last.ckpt")))
+    base = load_checkpoint(pretrained)
+    assert tuned["hyper_parameters"]["hidden_size"] == base["hyper_parameters"]["hidden_size"] == 64
+    new_vocab, old_vocab = read_extras(tuned)[0], read_extras(base)[0]
+    assert new_vocab != old_vocab and "一首" in new_vocab.stoi and "一首" not in old_vocab.stoi
+    for word in ("星星", "闪烁", "夜晚"):
+        a = tuned["state_dict"]["net.embedding.weight"][new_vocab.stoi[word]]
+        b = base["state_dict"]["net.embedding.weight"][old_vocab.stoi[word]]
+        assert torch.allclose(a, b, atol=1e-5), word
+
+
+def test_init_from_refuses_what_does_not_fit(tmp_path, trained_run, tiny_corpus):
+    ckpt = str(best_checkpoint(trained_run))
+    base = tiny_overrides(tiny_corpus, tmp_path, "trainer.max_epochs=1")
+    base = [o for o in base if not o.startswith(("model.emb_dim", "model.hidden_size"))]
+    cases = {
+        "model.hidden_size=128": "init_from=.* does not fit this run: model.hidden_size=128 here, 64 in the checkpoint",
+        "model=gru": "model.cell=gru here, rnn in the checkpoint",
+        "tokenizer=char": "tokenizer=char here, jieba in the checkpoint; .* use tokenizer=jieba",
+    }
+    for override, message in cases.items():
+        out = run_script("train", *base, f"init_from={ckpt}", override, f"hydra.run.dir={tmp_path / 'x'}")
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+        assert __import__("re").search(message, out.stderr), out.stderr
+    missing = run_script("train", *base, f"init_from={tmp_path / 'nope.ckpt'}", f"hydra.run.dir={tmp_path / 'y'}")
+    assert missing.returncode == 2 and "nope.ckpt does not exist" in missing.stderr
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    out = run_script("train", *base, f"init_from={foreign}", f"hydra.run.dir={tmp_path / 'z'}")
+    assert out.returncode == 2 and "is not a lyricgen checkpoint" in out.stderr
+    both = run_script("train", *base, f"init_from={ckpt}", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'w'}")
+    assert both.returncode == 2 and "not both" in both.stderr
