@@ -259,13 +259,19 @@ class LyricsPage:
         no_copy: int = 0,
         best_of: int = 6,
         max_line_chars: int = 20,
+        cipai: str = "",
     ) -> tuple[str, list[list], list[list]]:
         """Write lyrics: (the lyrics, samples separated by a blank line; a row per line: sample, #, line,
-        chars, rhyme class; the lyric measures as (measure, value) rows, the seed used among them)."""
+        chars, rhyme class; the lyric measures as (measure, value) rows, the seed used among them). With a
+        tune (`cipai`), a whole ci in its shape: `lines` and the line-form options then do not apply."""
         start_word = str(start_word or "").strip()
         _at_most(len(start_word), MAX_START_WORD, "start word length (characters)")
         seed = random.randrange(2**31) if seed is None or str(seed).strip() == "" else _int(seed, "seed")
         acrostic = str(acrostic or "").strip() or None
+        cipai = str(cipai or "").strip() or None
+        _at_most(len(cipai or ""), MAX_START_WORD, "tune name length (characters)")
+        if cipai:  # the tune sets the clauses, their lengths and rhymes
+            rhyme, line_chars = "", ""
         if acrostic:
             _at_most(len(acrostic), MAX_LINES, "acrostic length (characters)")
         opts = DecodingOptions(
@@ -275,7 +281,7 @@ class LyricsPage:
             top_p=_float(top_p, "top_p"),
             repetition_penalty=_float(repetition_penalty, "repetition_penalty"),
             length=None,
-            lines=_at_most(_int(lines, "lines"), MAX_LINES, "lines"),
+            lines=None if cipai else _at_most(_int(lines, "lines"), MAX_LINES, "lines"),
             num_samples=_at_most(_int(num_samples, "samples"), MAX_SAMPLES, "samples"),
             rhyme=str(rhyme or "").strip().upper() or None,
             rhyme_rule=str(rhyme_rule),
@@ -286,6 +292,7 @@ class LyricsPage:
             no_copy=_int(no_copy, "no_copy"),
             best_of=_at_most(_int(best_of, "best_of"), MAX_BEST_OF, "best_of"),
             max_line_chars=_at_most(_int(max_line_chars, "max_line_chars"), MAX_LINE_CHARS, "max_line_chars"),
+            cipai=cipai,
         ).check()
         if opts.rhyme:
             _at_most(len(opts.rhyme), MAX_LINES, "rhyme scheme length (letters)")
@@ -320,6 +327,13 @@ class LyricsPage:
             for i, s in enumerate(report.lines, 1)
         ]
         return rows, "\n".join(summary_lines(report, has_index))
+
+    def tune_choices(self) -> list[tuple[str, str]]:
+        """(label, tune) of the tunes (词牌) of the current model, the most common first, after a "none"; only
+        "none" for a model not trained on ci."""
+        loaded = self.models.current
+        tunes = loaded.generator.tunes() if loaded else []
+        return [("none", ""), *[(f"{t.tune} · {t.count} ci · {t.shape_text()}", t.tune) for t in tunes]]
 
     def switch(self, name: str) -> str:
         """Load the best checkpoint of the run `name` (from the list); the new model's info."""
@@ -411,6 +425,14 @@ def build_page(page: LyricsPage):
                     max_line_chars = gr.Slider(
                         1, MAX_LINE_CHARS, value=d.max_line_chars, step=1, label="longest line when free"
                     )
+                with gr.Row():
+                    cipai = gr.Dropdown(
+                        page.tune_choices(),
+                        value="",
+                        allow_custom_value=True,
+                        label="tune (词牌): a whole ci in its shape, for a model trained on ci (data=songci)",
+                        elem_id="cipai",
+                    )
             write = gr.Button("Write", variant="primary")
             lyrics = gr.Textbox(label="lyrics", lines=10, interactive=False, elem_id="lyrics")
             line_table = gr.Dataframe(
@@ -438,6 +460,7 @@ def build_page(page: LyricsPage):
                     no_copy,
                     best_of,
                     max_line_chars,
+                    cipai,
                 ],
                 outputs=[lyrics, line_table, measure_table],
                 api_name="generate",
@@ -475,6 +498,8 @@ def build_page(page: LyricsPage):
                 api_name="load_run",
                 concurrency_limit=1,
                 preprocess=False,
+            ).then(  # the new model's tunes
+                lambda: gr.Dropdown(choices=page.tune_choices(), value=""), outputs=[cipai], api_visibility="private"
             )
             refresh.click(
                 lambda: gr.Dropdown(choices=page.models.run_choices()), outputs=[run], api_visibility="private"
@@ -485,9 +510,10 @@ def build_page(page: LyricsPage):
             return (
                 model_info(loaded) if loaded else "no model loaded",
                 gr.Dropdown(choices=page.models.run_choices(), value=loaded.run if loaded else None),
+                gr.Dropdown(choices=page.tune_choices()),
             )
 
-        demo.load(shown_model, outputs=[info, run], api_visibility="private")
+        demo.load(shown_model, outputs=[info, run, cipai], api_visibility="private")
     return demo
 
 

@@ -11,14 +11,22 @@ from tests.conftest import CONF, compose_train
 
 # The options the README documents, typed here (not read from the folders they are checked against).
 GROUPS = {
-    "data": ["jaychou", "shakespeare", "text"],
+    "data": ["jaychou", "shakespeare", "songci", "text"],
     "tokenizer": ["char", "jieba", "words"],
     "model": ["gru", "lstm", "rnn"],
     "trainer": ["cpu", "ddp", "default", "gpu"],
     "callbacks": ["default"],
     "logger": ["tensorboard"],
     "cache": ["default", "none"],
-    "experiment": ["d2l_jaychou", "jaychou_best", "novel_char", "shakespeare_char", "tf_shakespeare"],
+    "experiment": [
+        "d2l_jaychou",
+        "jaychou_best",
+        "jaychou_finetune",
+        "novel_char",
+        "shakespeare_char",
+        "songci_char",
+        "tf_shakespeare",
+    ],
 }
 
 

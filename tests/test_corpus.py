@@ -171,3 +171,25 @@ def test_data_module_reads_the_same_figures_from_ids_as_from_token_lists(tmp_pat
         new = dm.training_ngrams(8)
         assert all(np.array_equal(old.contexts[n], new.contexts[n]) for n in range(2, 9))
         assert all(np.array_equal(old.nexts[n], new.nexts[n]) for n in range(2, 9))
+
+
+@pytest.mark.slow
+def test_the_real_songci_corpus_splits_into_whole_ci_each_with_its_title_line(tmp_path):
+    folder = ROOT / "data" / "songci"
+    if not folder.is_dir():
+        pytest.skip("data/songci is missing: copy it from ../shared/data (as .ci/run does)")
+    dm = LyricsDataModule(folder, format="songci", tokenizer=CharTokenizer(), cache_dir=tmp_path, seq_len=100)
+    dm.prepare_data()
+    dm.setup("fit")
+    assert len(dm.corpus.song_lines) == 21_050  # every ci of the collection
+    splits = {split: dm.songs(split) for split in dm.SPLITS}
+    assert sum(map(len, splits.values())) == 21_050  # each ci in one split, whole, beginning with its title line
+    total = int(dm.corpus.song_lines.sum())
+    for split in ("val", "test"):  # 10% of the lines each, in whole ci: at most one ci more
+        start, stop = dm.lines[split]
+        assert total * 0.1 <= stop - start < total * 0.1 + max(map(len, splits[split]))
+    assert splits["train"][0][:2] == ["《导引》", "气和玉烛，睿化著鸿明。"]  # the collection's first ci
+    assert all(song[0].startswith("《") and song[0].endswith("》") for s in splits.values() for song in s)
+    lines = dm.lines
+    assert lines["train"][1] == lines["val"][0] and lines["val"][1] == lines["test"][0]
+    assert int(dm.corpus.song_lines[: len(splits["train"])].sum()) == lines["train"][1]  # a split begins a ci

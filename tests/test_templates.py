@@ -102,3 +102,20 @@ def test_a_model_without_templates_refuses_cipai(trained_run):
     gen = LyricsGenerator.from_checkpoint(best_checkpoint(trained_run))
     with pytest.raises(LyricgenError, match="has no tune templates .* experiment=songci_char"):
         gen.generate("", cipai="浣溪沙")
+
+
+def test_the_page_offers_the_models_tunes_and_writes_a_ci(ci_model):
+    from lyricgen.app import LyricsPage, Models
+
+    run_dir, _ = ci_model
+    models = Models(run_dir.parent)
+    page = LyricsPage(models)
+    assert page.tune_choices() == [("none", "")]  # no model loaded yet
+    models.load(run_dir / "checkpoints" / "last.ckpt")
+    tunes = [tune for _, tune in page.tune_choices()]
+    assert tunes[0] == "" and set(tunes[1:]) == {"浣溪沙", "菩萨蛮"}
+    lyrics, rows, _ = page.generate("", lines=3, seed=2, rhyme="AABB", cipai="菩萨蛮")  # the tune's form wins
+    title, *lines = lyrics.split("\n")
+    assert title == "《菩萨蛮》" and models.current.generator.template("菩萨蛮").matches(lines)
+    with pytest.raises(LyricgenError, match="nearest known tunes: 菩萨蛮"):
+        page.generate("", cipai="菩萨")
