@@ -99,8 +99,12 @@ class LyricsLM(L.LightningModule):
             raw, dropped, hidden = self.net.features(x, hidden)
             # the exact log-probabilities of the targets; training computes only the clusters they fall in
             feats, targets = dropped[real], y[real]
-            loss = -self.net.head(feats, targets).output.sum() / n_tokens
-            acc = None if stage == "train" else (self.net.head.predict(feats) == targets).sum() / n_tokens
+            loss = -self.net.adaptive_head(feats, targets).output.sum() / n_tokens
+            acc = (
+                None
+                if stage == "train"
+                else (self.net.adaptive_head(feats, method="predict") == targets).sum() / n_tokens
+            )
         else:
             logits, hidden, (raw, dropped) = self.net(x, hidden, return_outputs=True)
             # Sum over tokens, then divide by the number of real (unpadded) targets: a token average.

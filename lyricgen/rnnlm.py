@@ -185,10 +185,19 @@ class RNNLM(nn.Module):
         """
         out, dropped, hidden = self.features(tokens, hidden)
         if self.adaptive:
-            logits = self.head.log_prob(dropped.reshape(-1, dropped.size(-1))).view(*dropped.shape[:2], -1)
+            logits = self.adaptive_head(dropped.reshape(-1, dropped.size(-1)), method="log_prob")
+            logits = logits.view(*dropped.shape[:2], -1)
         else:
             logits = self.head(dropped)
         return (logits, hidden, (out, dropped)) if return_outputs else (logits, hidden)
+
+    def adaptive_head(self, features: torch.Tensor, targets: torch.Tensor | None = None, method: str = "forward"):
+        """The adaptive softmax's `forward` (with targets), `log_prob` or `predict`, in float32 with autocast off:
+        under bf16 autocast it would compute and sum its log-probabilities in bf16, which keeps ~3 digits (two
+        models then logged one val/ppl)."""
+        with torch.autocast(device_type=features.device.type, enabled=False):
+            args = (features.float(),) if targets is None else (features.float(), targets)
+            return getattr(self.head, method)(*args)
 
     def features(self, tokens: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, torch.Tensor, Hidden]:
         """The last layer's outputs before and after the output dropout, and the new hidden state."""

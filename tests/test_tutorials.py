@@ -185,6 +185,29 @@ def test_adaptive_softmax_scores_are_normalised_and_match_its_loss(div_value, he
     assert model._shared_step((x, y), "val").item() == pytest.approx(expected.item(), rel=1e-5)
 
 
+def test_adaptive_softmax_scores_in_float32_under_bf16_autocast():
+    """bf16-mixed training (experiment=songci_char): the loss and log-probabilities keep float32's precision,
+    so that two models are told apart (a bf16 sum over a batch kept ~3 digits: the same val/ppl for both)."""
+    import torch
+
+    from lyricgen.model import LyricsLM
+
+    x, y = torch.randint(0, 300, (4, 50)), torch.randint(0, 300, (4, 50))
+    losses = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = LyricsLM(vocab_size=300, cell="lstm", emb_dim=16, hidden_size=32, softmax="adaptive", cutoffs=[20])
+        model.eval()
+        exact = model._shared_step((x, y), "val")
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = model._shared_step((x, y), "val")
+            logp, _ = model.net(x)
+        assert mixed.dtype == logp.dtype == torch.float32
+        assert mixed.item() == pytest.approx(exact.item(), rel=2e-3)  # the matmuls' bf16 error alone
+        losses.append(mixed.item())
+    assert abs(losses[0] - losses[1]) > 1e-4  # two models, two losses
+
+
 def test_adaptive_checkpoints_made_before_div_value_and_head_bias_keep_their_layout():
     from lyricgen.rnnlm import RNNLM, NetSettings
 
