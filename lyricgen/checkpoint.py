@@ -91,9 +91,13 @@ def load_checkpoint(path: str | Path) -> dict:
 def build_net(checkpoint: dict) -> RNNLM:
     """The plain network of a checkpoint, with its weights (no Lightning needed)."""
     net = RNNLM(NetSettings.from_hparams(checkpoint["hyper_parameters"]))
-    state = {k.removeprefix(NET_PREFIX): v for k, v in checkpoint["state_dict"].items() if k.startswith(NET_PREFIX)}
-    net.load_state_dict(state)
+    net.load_state_dict(net_state(checkpoint))
     return net
+
+
+def net_state(checkpoint: dict) -> dict[str, torch.Tensor]:
+    """The network's weights in a checkpoint, without Lightning's `net.` prefix."""
+    return {k.removeprefix(NET_PREFIX): v for k, v in checkpoint["state_dict"].items() if k.startswith(NET_PREFIX)}
 
 
 def training_runs(runs_dir: str | Path = "outputs") -> list[Path]:
@@ -153,19 +157,10 @@ def run_dir_of(ckpt_path: str | Path) -> Path:
 
 # The network's shape: what `init_from` takes from the pre-trained checkpoint (a fine-tuning run may change
 # the rest of the model options: dropouts and the optimiser's).
-SHAPE_FIELDS = (
-    "cell",
-    "emb_dim",
-    "hidden_size",
-    "num_layers",
-    "tie_weights",
-    "nonlinearity",
-    "locked_dropout",
-    "softmax",
-    "cutoffs",
-    "div_value",
-    "head_bias",
-)
+SHAPE_FIELDS = ("cell", "emb_dim", "hidden_size", "num_layers", "tie_weights", "nonlinearity", "locked_dropout")
+# An adaptive softmax's clusters follow its own vocabulary's frequency ranks, so a run started from one gets a
+# full softmax whose rows are the adaptive head's (`_output_rows`); a full softmax is kept as it is.
+HEAD_FIELDS = ("softmax", "cutoffs", "div_value", "head_bias")
 VOCAB_ROWS = ("embedding.weight", "head.weight", "head.bias")  # one row a token
 
 
@@ -182,15 +177,13 @@ def init_from_shape(checkpoint: dict, path: str | Path, model: Mapping, typed: s
     checkpoint's, the rest this config's. A shape option typed on the command line (`typed`) that differs, or
     another tokeniser, is refused with the differences."""
     hp = NetSettings.from_hparams(checkpoint["hyper_parameters"]).as_hparams()
-    if hp["softmax"] != "full":
-        raise LyricgenError(
-            f"init_from={path} has an adaptive softmax, whose clusters follow its own vocabulary's frequencies; "
-            "init_from copies the rows of a full softmax: pre-train with model.softmax=full"
-        )
+    shape = {k: hp[k] for k in SHAPE_FIELDS}
+    shape.update({k: hp[k] for k in HEAD_FIELDS} if hp["softmax"] == "full" else {"softmax": "full", "cutoffs": None})
     diffs = [
-        f"model.{k}={model[k]} here, {hp[k]} in the checkpoint"
-        for k in SHAPE_FIELDS
-        if k in typed and model.get(k) != hp[k]
+        f"model.{k}={model.get(k)} here, {shape[k]} in the checkpoint"
+        + (" (a model started from an adaptive softmax has a full one)" if k in HEAD_FIELDS else "")
+        for k in shape
+        if k in typed and model.get(k) != shape[k]
     ]
     saved = {"name": "jieba", **read_extras(checkpoint)[1]}
     diffs += [
@@ -205,7 +198,7 @@ def init_from_shape(checkpoint: dict, path: str | Path, model: Mapping, typed: s
             f"init_from={path} does not fit this run: {'; '.join(diffs)}; the model's shape comes from the checkpoint, "
             f"so leave out those model options (and use tokenizer={saved['name']})"
         )
-    return {**model, **{k: hp[k] for k in SHAPE_FIELDS}}
+    return {**model, **shape}
 
 
 def copy_pretrained(net: RNNLM, checkpoint: dict, vocab: Vocab) -> int:
@@ -218,10 +211,14 @@ def copy_pretrained(net: RNNLM, checkpoint: dict, vocab: Vocab) -> int:
     src = torch.tensor([p[0] for p in pairs], dtype=torch.long)
     dst = torch.tensor([p[1] for p in pairs], dtype=torch.long)
     state = net.state_dict()
-    for key, value in checkpoint["state_dict"].items():
-        if not key.startswith(NET_PREFIX):
-            continue
-        key = key.removeprefix(NET_PREFIX)
+    pretrained = {
+        k.removeprefix(NET_PREFIX): v for k, v in checkpoint["state_dict"].items() if k.startswith(NET_PREFIX)
+    }
+    settings = NetSettings.from_hparams(checkpoint["hyper_parameters"])
+    if settings.softmax == "adaptive":  # its head as the rows of a full softmax
+        pretrained = {k: v for k, v in pretrained.items() if not k.startswith("head.")}
+        pretrained["head.weight"], pretrained["head.bias"] = _output_rows(checkpoint, settings)
+    for key, value in pretrained.items():
         if key in VOCAB_ROWS:
             state[key] = state[key].clone()
             state[key][dst] = value[src].to(state[key].dtype)
@@ -229,3 +226,20 @@ def copy_pretrained(net: RNNLM, checkpoint: dict, vocab: Vocab) -> int:
             state[key] = value
     net.load_state_dict(state)  # (tied weights: both keys hold the same rows and fill the one shared matrix)
     return len(pairs)
+
+
+def _output_rows(checkpoint: dict, settings: NetSettings) -> tuple[torch.Tensor, torch.Tensor]:
+    """An adaptive softmax's head as the weight and bias of a full softmax over the same tokens: a token of the
+    head keeps its row; a token of tail cluster i gets the cluster's row plus its own row through the
+    cluster's projection (the logit log p(cluster) + log p(token | cluster) before the cluster's normalisation,
+    which a full softmax cannot hold: an initialisation, not the same distribution)."""
+    state = {k.removeprefix("head."): v for k, v in net_state(checkpoint).items()}
+    cut = [*settings.adaptive_cutoffs(), settings.vocab_size]
+    head_w = state["head.weight"].float()
+    head_b = state["head.bias"].float() if "head.bias" in state else torch.zeros(len(head_w))
+    weight, bias = [head_w[: cut[0]]], [head_b[: cut[0]]]
+    for i in range(len(cut) - 1):
+        tail = state[f"tail.{i}.1.weight"].float() @ state[f"tail.{i}.0.weight"].float()  # (cluster, hidden)
+        weight.append(head_w[cut[0] + i] + tail)
+        bias.append(head_b[cut[0] + i].expand(len(tail)))
+    return torch.cat(weight), torch.cat(bias)

@@ -72,3 +72,26 @@ def test_init_from_refuses_what_does_not_fit(tmp_path, trained_run, tiny_corpus)
     assert out.returncode == 2 and "is not a lyricgen checkpoint" in out.stderr
     both = run_script("train", *base, f"init_from={ckpt}", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'w'}")
     assert both.returncode == 2 and "not both" in both.stderr
+
+
+def test_an_adaptive_softmax_becomes_the_rows_of_a_full_one():
+    """A pre-trained adaptive head as a full softmax: the head's words keep their logits, and a tail word's
+    logit is its cluster's plus its own within the cluster (the two terms of its log-probability)."""
+    torch.manual_seed(0)
+    settings = NetSettings(vocab_size=40, cell="lstm", emb_dim=8, hidden_size=12, softmax="adaptive", cutoffs=[10, 25])
+    settings = NetSettings(**{**settings.as_hparams(), "head_bias": True})
+    adaptive = RNNLM(settings)
+    vocab = Vocab(["<unk>", *[f"w{i}" for i in range(1, 40)]])
+    ckpt = {
+        "hyper_parameters": settings.as_hparams(),
+        "state_dict": {f"net.{k}": v for k, v in adaptive.state_dict().items()},
+        "lyricgen": {"vocab": vocab.to_dict(), "tokenizer": {"name": "char"}},
+    }
+    full = RNNLM(NetSettings(**{**settings.as_hparams(), "softmax": "full", "cutoffs": None}))
+    assert copy_pretrained(full, ckpt, vocab) == 40
+    h = torch.randn(5, 12)
+    z, head = full.head(h), adaptive.head.head(h)
+    torch.testing.assert_close(z[:, :10], head[:, :10])
+    for i, (lo, hi) in enumerate([(10, 25), (25, 40)]):
+        torch.testing.assert_close(z[:, lo:hi] - head[:, 10 + i : 11 + i], adaptive.head.tail[i](h))
+    assert torch.equal(full.rnn.weight_hh_l0, adaptive.rnn.weight_hh_l0)

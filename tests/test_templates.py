@@ -78,6 +78,11 @@ def test_a_trained_model_writes_a_whole_ci_in_its_tunes_template(ci_model):
     acro = gen.generate("", seed=1, cipai="菩萨蛮", acrostic="小溪", temperature=1.0)[0].split("\n")
     assert acro[1].startswith("小") and acro[2].startswith("溪")
     assert gen.template("菩萨蛮").matches(acro[1:])
+    with_keywords = gen.generate("", seed=2, cipai="浣溪沙", keywords=["月", "风"], num_samples=2)
+    for text in with_keywords:
+        assert "月" in text and "风" in text and tpl.matches(text.split("\n")[1:]), text
+    started = gen.generate("东阁", seed=3, cipai="浣溪沙")[0].split("\n")  # start_word begins the first clause
+    assert started[1].startswith("东阁") and tpl.matches(started[1:])
 
 
 def test_unknown_tunes_and_cipai_list(ci_model):
@@ -119,3 +124,23 @@ def test_the_page_offers_the_models_tunes_and_writes_a_ci(ci_model):
     assert title == "《菩萨蛮》" and models.current.generator.template("菩萨蛮").matches(lines)
     with pytest.raises(LyricgenError, match="nearest known tunes: 菩萨蛮"):
         page.generate("", cipai="菩萨")
+
+
+def test_evaluate_prints_songnets_measures_for_the_commonest_tunes(ci_model):
+    run_dir, _ = ci_model
+    out = run_script(
+        "evaluate",
+        f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+        "num_samples=5",
+        "tunes=2",
+        "cache=none",
+        "lines=4",
+        "length=60",
+    )
+    assert out.returncode == 0, out.stderr
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in out.stdout.splitlines()}
+    ours, free, real = rows["cipai= (form decoding)"], rows["unconstrained"], rows["real test ci"]
+    assert ours[3:5] == ["1.000", "1.000"]  # format and rhyme accuracy of form decoding
+    assert real[3] == "1.000" and real[-1].rstrip(" |") == "36"  # the 36 test ci, all in their tune's shape
+    assert free[-1].rstrip(" |") == ours[-1].rstrip(" |") == "10"  # 5 ci of each of 2 tunes
+    assert float(ours[1]) == pytest.approx(2 ** float(ours[2]), rel=1e-3)  # character ppl = 2^bpc
