@@ -169,6 +169,11 @@ def pretrained_checkpoint(path: str | Path) -> Path:
     path = Path(path)
     if path.is_dir():
         return best_checkpoint_of(path)
+    if not path.is_file():
+        raise LyricgenError(
+            f"init_from={path} does not exist; give a .ckpt or a run directory, e.g. pre-train one with "
+            "python scripts/train.py experiment=songci_char hydra.run.dir=runs/songci_char"
+        )
     return path
 
 
@@ -194,9 +199,10 @@ def init_from_shape(checkpoint: dict, path: str | Path, model: Mapping, typed: s
         if k in saved and k in tokenizer and saved[k] != tokenizer[k]
     ]
     if diffs:
+        fix = f"use tokenizer={saved['name']}" if saved["name"] != tokenizer.get("name") else "leave out those options"
         raise LyricgenError(
-            f"init_from={path} does not fit this run: {'; '.join(diffs)}; the model's shape comes from the checkpoint, "
-            f"so leave out those model options (and use tokenizer={saved['name']})"
+            f"init_from={path} does not fit this run: {'; '.join(diffs)}; the model's shape and tokeniser come from "
+            f"the checkpoint: {fix}"
         )
     return {**model, **shape}
 

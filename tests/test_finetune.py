@@ -58,14 +58,14 @@ def test_init_from_refuses_what_does_not_fit(tmp_path, trained_run, tiny_corpus)
     cases = {
         "model.hidden_size=128": "init_from=.* does not fit this run: model.hidden_size=128 here, 64 in the checkpoint",
         "model=gru": "model.cell=gru here, rnn in the checkpoint",
-        "tokenizer=char": "tokenizer=char here, jieba in the checkpoint; .* use tokenizer=jieba",
+        "tokenizer=char": "tokenizer=char here, jieba in the checkpoint; .*: use tokenizer=jieba",
     }
     for override, message in cases.items():
         out = run_script("train", *base, f"init_from={ckpt}", override, f"hydra.run.dir={tmp_path / 'x'}")
         assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
         assert __import__("re").search(message, out.stderr), out.stderr
     missing = run_script("train", *base, f"init_from={tmp_path / 'nope.ckpt'}", f"hydra.run.dir={tmp_path / 'y'}")
-    assert missing.returncode == 2 and "nope.ckpt does not exist" in missing.stderr
+    assert missing.returncode == 2 and "init_from=" in missing.stderr and "nope.ckpt does not exist" in missing.stderr
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"weights": torch.zeros(3)}, foreign)
     out = run_script("train", *base, f"init_from={foreign}", f"hydra.run.dir={tmp_path / 'z'}")
