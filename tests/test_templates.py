@@ -81,6 +81,8 @@ def test_a_trained_model_writes_a_whole_ci_in_its_tunes_template(ci_model):
     with_keywords = gen.generate("", seed=2, cipai="浣溪沙", keywords=["月", "香"], num_samples=2)
     for text in with_keywords:
         assert "月" in text and "香" in text and tpl.matches(text.split("\n")[1:]), text
+    with pytest.raises(LyricgenError, match="has 9 characters but 菩萨蛮 has 8 clauses"):
+        gen.generate("", cipai="菩萨蛮", acrostic="小楼金鸭鹊翠细脸云")
     started = gen.generate("东阁", seed=3, cipai="浣溪沙")[0].split("\n")  # start_word begins the first clause
     assert started[1].startswith("东阁") and tpl.matches(started[1:])
 

@@ -127,15 +127,13 @@ class FormPlan:
         letters = sorted(set(scheme) - {"X"})
         self.letters = letters
         acro = opts.acrostic or ""
-        if len(acro) > n_lines and template:
-            raise LyricgenError(
-                f"acrostic {acro!r} has {len(acro)} characters but {template.tune} has {n_lines} clauses; "
-                f"give at most {n_lines} characters"
-            )
         if len(acro) > n_lines:
-            raise LyricgenError(
-                f"acrostic {acro!r} has {len(acro)} characters but lines={n_lines}; give lines={len(acro)} or more"
+            fix = (
+                f"{template.tune} has {n_lines} clauses; give at most {n_lines} characters"
+                if template
+                else f"lines={n_lines}; give lines={len(acro)} or more"
             )
+            raise LyricgenError(f"acrostic {acro!r} has {len(acro)} characters but {fix}")
         self.prompt_chars = sum(int(tables.chars[t]) for t in prompt_line)
         self.lines: list[LineSpec] = []
         for i in range(n_lines):
