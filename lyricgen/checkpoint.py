@@ -121,16 +121,29 @@ def best_checkpoint_of(run_dir: str | Path) -> Path:
     return (best or [p for p in in_run if p.name == "last.ckpt"] or in_run)[-1]
 
 
+def saved_tokenizer(checkpoint: dict) -> dict:
+    """The tokeniser settings of a checkpoint (checkpoints made before named tokenisers: jieba)."""
+    return {"name": "jieba", **read_extras(checkpoint)[1]}
+
+
+def tokenizer_diffs(checkpoint: dict, tokenizer: Mapping) -> list[tuple[str, object, object]]:
+    """(setting, in the checkpoint, here) for each tokeniser setting (name, hmm, lowercase) that differs."""
+    saved = saved_tokenizer(checkpoint)
+    return [
+        (k, saved[k], tokenizer[k])
+        for k in ("name", "hmm", "lowercase")
+        if k in saved and k in tokenizer and saved[k] != tokenizer[k]
+    ]
+
+
 def check_resumable(checkpoint: dict, ckpt_path: str | Path, model: Mapping, tokenizer: Mapping) -> None:
     """Refuse to resume a checkpoint whose model (the `model` options it was trained with) or tokeniser
     differs from this run's, listing every difference."""
     hp = checkpoint["hyper_parameters"]
     diffs = [f"model.{k}={hp[k]} in the checkpoint, {v} here" for k, v in model.items() if k in hp and hp[k] != v]
-    saved = {"name": "jieba", **read_extras(checkpoint)[1]}  # checkpoints before named tokenisers: jieba
     diffs += [
-        f"tokenizer {k} {saved[k]} in the checkpoint, {tokenizer[k]} here"
-        for k in ("name", "hmm", "lowercase")
-        if k in saved and k in tokenizer and saved[k] != tokenizer[k]
+        f"tokenizer {k} {saved} in the checkpoint, {here} here"
+        for k, saved, here in tokenizer_diffs(checkpoint, tokenizer)
     ]
     if diffs:
         raise LyricgenError(
@@ -183,23 +196,22 @@ def init_from_shape(checkpoint: dict, path: str | Path, model: Mapping, typed: s
     another tokeniser, is refused with the differences."""
     hp = NetSettings.from_hparams(checkpoint["hyper_parameters"]).as_hparams()
     shape = {k: hp[k] for k in SHAPE_FIELDS}
-    shape.update({k: hp[k] for k in HEAD_FIELDS} if hp["softmax"] == "full" else {"softmax": "full", "cutoffs": None})
+    converted = hp["softmax"] != "full"  # an adaptive head becomes a full softmax (`_output_rows`)
+    shape.update({"softmax": "full", "cutoffs": None} if converted else {k: hp[k] for k in HEAD_FIELDS})
     diffs = [
         f"model.{k}={model.get(k)} here, {shape[k]} in the checkpoint"
-        + (" (a model started from an adaptive softmax has a full one)" if k in HEAD_FIELDS else "")
+        + (" (a model started from an adaptive softmax has a full one)" if converted and k in HEAD_FIELDS else "")
         for k in shape
         if k in typed and model.get(k) != shape[k]
     ]
-    saved = {"name": "jieba", **read_extras(checkpoint)[1]}
+    tokenizer_changes = tokenizer_diffs(checkpoint, tokenizer)
     diffs += [
-        f"tokenizer={tokenizer[k]} here, {saved[k]} in the checkpoint"
-        if k == "name"
-        else f"tokenizer {k} {tokenizer[k]} here, {saved[k]} in the checkpoint"
-        for k in ("name", "hmm", "lowercase")
-        if k in saved and k in tokenizer and saved[k] != tokenizer[k]
+        f"tokenizer{'' if k == 'name' else ' ' + k}={here} here, {saved} in the checkpoint"
+        for k, saved, here in tokenizer_changes
     ]
     if diffs:
-        fix = f"use tokenizer={saved['name']}" if saved["name"] != tokenizer.get("name") else "leave out those options"
+        name = saved_tokenizer(checkpoint)["name"]
+        fix = f"use tokenizer={name}" if name != tokenizer.get("name") else "leave out those options"
         raise LyricgenError(
             f"init_from={path} does not fit this run: {'; '.join(diffs)}; the model's shape and tokeniser come from "
             f"the checkpoint: {fix}"
@@ -217,9 +229,7 @@ def copy_pretrained(net: RNNLM, checkpoint: dict, vocab: Vocab) -> int:
     src = torch.tensor([p[0] for p in pairs], dtype=torch.long)
     dst = torch.tensor([p[1] for p in pairs], dtype=torch.long)
     state = net.state_dict()
-    pretrained = {
-        k.removeprefix(NET_PREFIX): v for k, v in checkpoint["state_dict"].items() if k.startswith(NET_PREFIX)
-    }
+    pretrained = net_state(checkpoint)
     settings = NetSettings.from_hparams(checkpoint["hyper_parameters"])
     if settings.softmax == "adaptive":  # its head as the rows of a full softmax
         pretrained = {k: v for k, v in pretrained.items() if not k.startswith("head.")}

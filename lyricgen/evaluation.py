@@ -99,8 +99,8 @@ def tune_figures(
         rows["free"] += [(text.split("\n")[1 : n + 1], tpl) for text in texts]
     templates = {tpl.tune: tpl for tpl in chosen}
     for song in datamodule.songs("test"):
-        if tune_of(song[0]) in templates:
-            rows["test ci"].append((song[1:], templates[tune_of(song[0])]))
+        if (tune := tune_of(song[0])) in templates:
+            rows["test ci"].append((song[1:], templates[tune]))
     return {
         f"{TUNES}/{row}/{name}": value
         for row, cis in rows.items()

@@ -68,7 +68,7 @@ def train(cfg: DictConfig) -> dict:
         vocab=vocab,
         tokenizer=datamodule.tokenizer.settings,
         ngrams=ngrams,
-        templates=templates_to_dict(templates, "shisan") if templates else None,
+        templates=templates_to_dict(templates) if templates else None,
         _convert_="all",
     )
     if pretrained is not None:

@@ -28,6 +28,7 @@ import numpy as np
 from lyricgen.data.source import TITLE
 from lyricgen.decoding.rhyme import rhyme_class
 
+RULE = "shisan"  # the rhyme rule templates are mined with (their rhyme letters); decoding may use another
 RHYME_AGREEMENT = 0.5  # two clause ends rhyme in a tune when they rhyme in at least this share of its ci
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWYZ"  # X is the free letter of a rhyme scheme
 
@@ -166,7 +167,7 @@ def _rhyme_letters(ends: list[list[str]], rule: str) -> str:
     return "".join(letters)
 
 
-def mine_templates(songs: Iterable[Sequence[str]], rule: str = "shisan") -> dict[str, Template]:
+def mine_templates(songs: Iterable[Sequence[str]], rule: str = RULE) -> dict[str, Template]:
     """The template of every tune among `songs` (each a title line, then the lines of one ci)."""
     by_tune: dict[str, list[Sequence[str]]] = defaultdict(list)
     for song in songs:
@@ -186,7 +187,7 @@ def mine_templates(songs: Iterable[Sequence[str]], rule: str = "shisan") -> dict
     return templates
 
 
-def templates_to_dict(templates: dict[str, Template], rule: str) -> dict:
+def templates_to_dict(templates: dict[str, Template], rule: str = RULE) -> dict:
     """Templates as the plain dict a checkpoint holds (loadable with `weights_only`)."""
     return {"rule": rule, "tunes": {t: tpl.to_dict() for t, tpl in templates.items()}}
 
