@@ -11,6 +11,9 @@ A lyricgen checkpoint is a Lightning checkpoint with
 
 from __future__ import annotations
 
+import pickle
+import warnings
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -68,16 +71,20 @@ def read_extras(checkpoint: dict) -> tuple[Vocab, dict, NgramIndex | None]:
 def load_checkpoint(path: str | Path) -> dict:
     """Read a lyricgen checkpoint onto the CPU, with errors that say what is wrong with the file."""
     path = Path(path)
+    if path.is_dir():
+        raise LyricgenError(
+            f"checkpoint {path} is a folder, not a .ckpt file; pass ckpt_path=PATH to a file in a run's checkpoints/"
+        )
     if not path.is_file():
         raise LyricgenError(
             f"checkpoint {path} does not exist; pass ckpt_path=PATH to a .ckpt file from a training run"
         )
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    try:  # weights_only: a file built to run code when unpickled is refused, never run
+        with warnings.catch_warnings():  # torch warns of a legacy (non-zip) file before refusing it
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling arbitrary bytes can fail in many ways (IndexError, KeyError, ...)
-        # torch's weights-only loader wraps the real reason in advice that does not fit a random file
-        reason = str(e).split("WeightsUnpickler error:")[-1].strip().splitlines() or [type(e).__name__]
-        raise LyricgenError(f"{path} is not a readable PyTorch checkpoint ({reason[0][:100]})") from None
+        raise LyricgenError(f"{path} is not a readable PyTorch checkpoint ({_load_failure(e, path)})") from None
     if (
         not isinstance(ckpt, dict)
         or EXTRA_KEY not in ckpt
@@ -86,6 +93,22 @@ def load_checkpoint(path: str | Path) -> dict:
     ):
         raise LyricgenError(f"{path} is not a lyricgen checkpoint (no vocabulary or hyperparameters in it)")
     return ckpt
+
+
+def _load_failure(e: Exception, path: Path) -> str:
+    """Why torch.load refused a file, in words that fit a file a user passed."""
+    text = str(e)
+    with open(path, "rb") as f:
+        cut_zip = f.read(4) == b"PK\x03\x04" and not zipfile.is_zipfile(path)  # a checkpoint's start, no end
+    if cut_zip or "central directory" in text or "zip archive" in text:
+        return "it is truncated or not a zip archive: a copy that did not finish, or another kind of file"
+    if "Weights only load failed" in text or isinstance(e, pickle.UnpicklingError):
+        return (
+            "it holds Python objects beyond tensors and plain values, which lyricgen never unpickles: "
+            "they could run code"
+        )
+    reason = text.strip().splitlines() or [type(e).__name__]
+    return reason[0][:100]
 
 
 def build_net(checkpoint: dict) -> RNNLM:

@@ -64,6 +64,25 @@ def user_errors() -> Iterator[None]:
         raise SystemExit(2) from None
 
 
+@contextmanager
+def lightning_errors(what: str) -> Iterator[None]:
+    """Building Lightning's objects from a checked config: what Lightning still refuses (a strategy whose
+    package is missing, a precision this accelerator cannot run) becomes one line that names `what`."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        yield
+    except Exception as e:
+        cause = e
+        while cause.__cause__ is not None:  # Hydra's InstantiationException wraps Lightning's error
+            cause = cause.__cause__
+        refusals = (ValueError, TypeError, ImportError, RuntimeError, MisconfigurationException)
+        if isinstance(cause, LyricgenError) or not isinstance(cause, refusals):
+            raise
+        message = " ".join(str(cause).split())
+        raise LyricgenError(f"{what}: Lightning refused the settings: {message}") from e
+
+
 class _NoTips(logging.Filter):
     """Drops Lightning's advertising ("💡 Tip: ... try installing litlogger / litmodels")."""
 

@@ -10,6 +10,7 @@ The option schemas are the settings dataclasses of the library (`NetSettings`, `
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +23,9 @@ from lyricgen.errors import LyricgenError
 from lyricgen.schema import check, option
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+# The precisions Lightning 2.x takes (its precision literal; tests/test_reliability.py holds them the same).
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
+PRECISIONS += ("32", "16", "bf16", "64", 32, 16, 64)  # Lightning's short forms
 
 
 @dataclass
@@ -58,8 +62,8 @@ class TrainerOptions:
     enable_checkpointing: bool = option(True)
     deterministic: bool | str = option(False)
     benchmark: bool | None = option(None)
-    precision: str | int | None = option(None, example="bf16-mixed")
-    strategy: str = option("auto", example="ddp")
+    precision: str | int | None = option(None, choices=PRECISIONS, example="bf16-mixed")
+    strategy: str = option("auto", example="ddp", note="auto or a name in Lightning's StrategyRegistry")
 
 
 @dataclass
@@ -141,7 +145,7 @@ def check_config(cfg: DictConfig, script: str) -> None:
         for name, callback in (cfg.get("callbacks") or {}).items():
             if callback and "decoding" in callback:
                 DecodingOptions.from_mapping(callback.decoding).check(f"callbacks.{name}.decoding.")
-        check_accelerator(cfg.trainer.accelerator, cfg.trainer.get("devices", 1), "trainer.")
+        check_trainer(cfg.trainer)
     if script in ("generate", "evaluate", "critic"):
         check(_values(cfg, RunOptions), RunOptions)
     if script in ("generate", "evaluate"):
@@ -271,6 +275,45 @@ def check_accelerator(accelerator: str, devices, prefix: str = "trainer.") -> st
             f"{prefix}devices={devices} asks for {wanted} {unit} but {here}; use {prefix}devices={have} or fewer"
         )
     return device
+
+
+def _devices_ok(devices) -> bool:
+    """A Trainer's `devices`: a number, auto, -1, a list of ids, or ids as text ("0,1")."""
+    if isinstance(devices, str):
+        text = devices.strip()
+        return text == "auto" or all(d.strip().lstrip("-").isdigit() for d in text.split(",") if d.strip())
+    return True  # numbers and lists of integers: the schema's types
+
+
+def check_trainer(trainer: DictConfig) -> None:
+    """The Trainer's values that the schema's types cannot judge: its keys (the arguments of Lightning's
+    Trainer), `devices` as text, `strategy` by name, and the devices this machine has."""
+    import inspect
+
+    from lightning.pytorch import Trainer
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    known = set(inspect.signature(Trainer.__init__).parameters) - {"self"}
+    unknown = sorted(k for k in trainer if k not in known and k != "_target_")
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(known), n=3)
+        hint = f"; did you mean {', '.join('trainer.' + c for c in close)}?" if close else ""
+        raise LyricgenError(f"trainer.{unknown[0]} is not an option of Lightning's Trainer{hint}")
+    devices = trainer.get("devices", 1)
+    if not _devices_ok(devices):
+        raise LyricgenError(
+            f"trainer.devices={devices!r} is not a number of devices; trainer.devices takes a number >= 1, "
+            "-1 (all), auto or a list of GPU ids; e.g. trainer.devices=1"
+        )
+    strategies = ("auto", *StrategyRegistry.available_strategies())
+    strategy = trainer.get("strategy", "auto")
+    if isinstance(strategy, str) and strategy not in strategies:
+        close = difflib.get_close_matches(strategy, strategies, n=3)
+        raise LyricgenError(
+            f"trainer.strategy={strategy!r} is not a strategy Lightning knows; use auto, ddp (several processes) "
+            f"or another of Lightning's StrategyRegistry{' (nearest: ' + ', '.join(close) + ')' if close else ''}"
+        )
+    check_accelerator(trainer.accelerator, devices, "trainer.")
 
 
 def plain(node) -> Mapping:

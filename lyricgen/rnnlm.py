@@ -155,8 +155,8 @@ class RNNLM(nn.Module):
                 nn.init.uniform_(self.head.weight, -0.1, 0.1)
 
     def init_hidden(self, batch_size: int, device: torch.device | str | None = None) -> Hidden:
-        """The zero state: (layers, batch, hidden), a pair of them for an LSTM."""
-        h = torch.zeros(self.num_layers, batch_size, self.hidden_size, device=device)
+        """The zero state: (layers, batch, hidden), a pair of them for an LSTM; in the weights' dtype (bf16-true)."""
+        h = torch.zeros(self.num_layers, batch_size, self.hidden_size, device=device, dtype=self.embedding.weight.dtype)
         return (h, h.clone()) if self.cell == "lstm" else h
 
     def _drop(self, x: torch.Tensor, p: float) -> torch.Tensor:
@@ -192,11 +192,12 @@ class RNNLM(nn.Module):
         return (logits, hidden, (out, dropped)) if return_outputs else (logits, hidden)
 
     def adaptive_head(self, features: torch.Tensor, targets: torch.Tensor | None = None, method: str = "forward"):
-        """The adaptive softmax's `forward` (with targets), `log_prob` or `predict`, in float32 with autocast off:
-        under bf16 autocast it would compute and sum its log-probabilities in bf16, which keeps ~3 digits (two
-        models then logged one val/ppl)."""
+        """The adaptive softmax's `forward` (with targets), `log_prob` or `predict`, in its weights' dtype with
+        autocast off: under bf16 autocast it would compute and sum its log-probabilities in bf16, which keeps
+        ~3 digits (two models then logged one val/ppl)."""
         with torch.autocast(device_type=features.device.type, enabled=False):
-            args = (features.float(),) if targets is None else (features.float(), targets)
+            features = features.to(self.head.head.weight.dtype)
+            args = (features,) if targets is None else (features, targets)
             return getattr(self.head, method)(*args)
 
     def features(self, tokens: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, torch.Tensor, Hidden]:

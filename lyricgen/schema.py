@@ -111,7 +111,7 @@ def allowed(f: dataclasses.Field, hint: Any) -> str:
     """What the field takes, in words: "an integer >= 1", "a number in [0, 1)", "one of rnn, gru, lstm"."""
     m = f.metadata
     if m.get("choices"):
-        text = "one of " + ", ".join(str(c) for c in m["choices"])
+        text = "one of " + ", ".join(dict.fromkeys(str(c) for c in m["choices"]))
     else:
         kinds = [h for h in _members(hint) if h is not type(None)]
         text = " or ".join(dict.fromkeys(_type_name(k) for k in kinds)) or "null"
@@ -155,7 +155,7 @@ def _example(f: dataclasses.Field, key: str) -> str:
 
 
 def _in_range(value: Any, m: Mapping) -> bool:
-    if m.get("choices") and value not in m["choices"]:
+    if m.get("choices") and value is not None and value not in m["choices"]:
         return False
     numbers = value if _is_list(value) else [value]
     for v in numbers:

@@ -21,7 +21,7 @@ from lyricgen.checkpoint import (
     pretrained_checkpoint,
     read_extras,
 )
-from lyricgen.cli import quiet_libraries, quote_non_ascii, user_errors
+from lyricgen.cli import lightning_errors, quiet_libraries, quote_non_ascii, user_errors
 from lyricgen.config import check_config, final_run, plain, training_device, typed_keys
 from lyricgen.decoding.templates import mine_templates, templates_to_dict
 from lyricgen.evaluation import log_hparams_summary, test_best_checkpoint
@@ -40,6 +40,10 @@ def train(cfg: DictConfig) -> dict:
         log.info(final)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
+    with lightning_errors("trainer"):  # Lightning's own refusals of a Trainer value, in one line, before data work
+        callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]  # callbacks.NAME=null: off
+        loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     datamodule = instantiate(cfg.data)
     model_options = {k: v for k, v in plain(cfg.model).items() if k != "_target_"}
     if cfg.get("ckpt_path"):  # resuming: the same model, and the vocabulary from the checkpoint (it must fit the data)
@@ -80,9 +84,6 @@ def train(cfg: DictConfig) -> dict:
             len(vocab),
         )
     model.trained_on_val = datamodule.train_on_val  # in its checkpoints: evaluate.py then scores test only
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]  # callbacks.NAME=null: off
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     if trainer.is_global_zero:
         vocab.save(Path(cfg.paths.output_dir) / "vocab.json")
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))

@@ -291,3 +291,64 @@ def test_resuming_another_model_lists_the_differences(tmp_path, tiny_corpus, tra
         "model.cell=rnn in the checkpoint, gru here",
         "model.emb_dim=32 in the checkpoint, 16 here",
     )
+
+
+# --- issue 22: Trainer values, corpora and checkpoints of new kinds --------------------------------
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("trainer.devices=abc", "trainer.devices='abc' is not a number of devices"),
+        ("trainer.strategy=foo", "trainer.strategy='foo' is not a strategy Lightning knows"),
+        ("trainer.precision=17", "trainer.precision=17 is not one of the choices"),
+        ("++trainer.max_step=1", "did you mean trainer.max_steps"),
+        ("trainer.strategy=deepspeed", "DeepSpeed"),
+        ("trainer.num_nodes=0", "trainer.num_nodes=0 is out of range"),
+    ],
+)
+def test_trainer_values_are_refused_before_any_data_work(tmp_path, override, fragment):
+    # The corpus does not exist: the Trainer's refusal must come first, before the data is touched.
+    assert_user_error(train(tmp_path, tmp_path / "not-read.txt", override), fragment)
+
+
+def test_bf16_true_trains_and_samples(tmp_path, tiny_corpus):
+    ok = train(tmp_path, tiny_corpus, "trainer.precision=bf16-true", "model.softmax=adaptive", "+trainer.max_steps=2")
+    assert ok.returncode == 0, ok.stderr[-3000:]
+
+
+def test_utf16_corpus_names_the_encoding(tmp_path):
+    (tmp_path / "c.txt").write_bytes("\n".join(TINY_LINES * 30).encode("utf-16"))
+    assert_user_error(train(tmp_path, tmp_path / "c.txt"), "UTF-16", "data.encoding=utf-16")
+
+
+def test_one_huge_line_says_to_break_it_into_lines(tmp_path):
+    (tmp_path / "c.txt").write_text(" ".join(TINY_LINES * 400), encoding="utf-8")
+    assert_user_error(train(tmp_path, tmp_path / "c.txt"), "has 1 line for", "break the text into lines")
+
+
+class _RunsCode:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_checkpoints_that_are_folders_truncated_or_built_to_run_code(tmp_path, trained_run):
+    import pickle
+
+    marker = tmp_path / "code-ran"
+    torch.save({"state_dict": _RunsCode(marker)}, tmp_path / "zip.ckpt")
+    (tmp_path / "pickle.ckpt").write_bytes(pickle.dumps({"state_dict": _RunsCode(marker)}))
+    good = best_checkpoint(trained_run).read_bytes()
+    (tmp_path / "cut.ckpt").write_bytes(good[: len(good) // 2])
+    (tmp_path / "dir.ckpt").mkdir()
+    cases = {"zip": "never unpickles", "pickle": "never unpickles", "cut": "truncated", "dir": "is a folder"}
+    for name, fragment in cases.items():
+        path = tmp_path / f"{name}.ckpt"
+        assert_user_error(run_script("generate", f"ckpt_path={path}"), fragment)
+        assert_user_error(run_script("evaluate", f"ckpt_path={path}", "cache=none"), fragment)
+        run_dir_fragment = "holds no checkpoints" if name == "dir" else fragment  # init_from takes run folders
+        assert_user_error(train(tmp_path, tmp_path / "unused.txt", f"init_from={path}"), run_dir_fragment)
+    assert not marker.exists()

@@ -217,6 +217,13 @@ class LyricsDataModule(L.LightningDataModule):
         sizes = {"training": size["train"], "validation": size["val"]}
         if self.test_fraction > 0:
             sizes["test"] = size["test"]
+        if min(sizes.values()) < need and sum(sizes.values()) >= len(sizes) * need:  # tokens enough, lines not
+            raise LyricgenError(
+                f"corpus {self.path} has {corpus.n_lines:,} line{'s' if corpus.n_lines != 1 else ''} for "
+                f"{len(corpus):,} tokens, and the splits are made of whole lines, so one split gets (nearly) all "
+                f"of it ({', '.join(f'{n} for {name}' for name, n in sizes.items())}); break the text into lines "
+                "(one lyric line or sentence per line)"
+            )
         if min(sizes.values()) < need:
             raise LyricgenError(
                 f"corpus {self.path} is too short: {sum(sizes.values())} tokens "

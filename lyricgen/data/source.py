@@ -101,7 +101,9 @@ def ensure_files(folder: str | os.PathLike, base_url: str | None, files: Mapping
 
 
 def _decode(raw: bytes, encoding: str, where: str) -> str:
-    if b"\x00" in raw:
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff") and not encoding.lower().replace("-", "").startswith("utf16"):
+        raise LyricgenError(f"{where} is UTF-16 text (it starts with a UTF-16 byte-order mark); give data.encoding=utf-16")
+    if b"\x00" in raw and not encoding.lower().replace("-", "").startswith(("utf16", "utf32")):
         raise LyricgenError(f"{where} looks like binary data, not text; give a plain-text corpus")
     try:
         return raw.decode(encoding)
