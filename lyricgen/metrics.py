@@ -158,7 +158,7 @@ def form_metrics(
 
 
 # SongNet's measures of ci (Li et al. 2020, "Rigid Formats Controlled Text Generation"), as computed here
-# (BENCHMARKS.md says where they differ from SongNet's code): each ci is its lines after the title line.
+# (docs/benchmarks.md says where they differ from SongNet's code): each ci is its lines after the title line.
 
 
 def char_distinct(texts: list[str], n: int) -> float:

@@ -2,7 +2,7 @@
 (model x val/ppl x test/ppl x cache x time x size).
 
     python scripts/compare.py                       # the default recipe, table on stdout
-    python scripts/compare.py --readme              # ... and write it into README.md
+    python scripts/compare.py --readme              # ... and write it into docs/models.md
     python scripts/compare.py -- trainer.max_epochs=12 data.seq_len=200   # other overrides
     python scripts/compare.py --seeds multirun/A multirun/B   # mean ± sd of finished seed sweeps, no training
 
@@ -72,7 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="rnn,gru,lstm")
     parser.add_argument("--sweep-dir", default=None, help="where the runs go (default multirun/compare-<time>)")
-    parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    parser.add_argument("--readme", action="store_true", help="write the table into docs/models.md")
     parser.add_argument(
         "--seeds",
         nargs="+",
@@ -104,7 +104,7 @@ def main() -> None:
     text = table(results, args.overrides)
     print(text)
     if args.readme:
-        fill_readme_block(ROOT / "README.md", "comparison", text)
+        fill_readme_block(ROOT / "docs" / "models.md", "comparison", text)
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ def main(cfg: DictConfig) -> None:
             tunes = cfg.cipai or f"the {cfg.tunes} commonest tunes"
             print(
                 f"\n({tunes}, {cfg.num_samples} ci each; character ppl = 2^bpc of the test split; rhyme rule "
-                f"{opts.rhyme_rule}; BENCHMARKS.md: the measures against SongNet's)"
+                f"{opts.rhyme_rule}; docs/benchmarks.md: the measures against SongNet's)"
             )
 
 

@@ -2,7 +2,7 @@
 
     python scripts/tutorials.py                      # all five recipes, table on stdout
     python scripts/tutorials.py --max-minutes 5      # cap every run at 5 minutes of training (said in the table)
-    python scripts/tutorials.py --readme             # ... and write the table into README.md
+    python scripts/tutorials.py --readme             # ... and write the table into docs/corpora.md
     python scripts/tutorials.py --experiments d2l_jaychou,jaychou_best
 
 Every recipe is `python scripts/train.py experiment=NAME` (conf/experiment/), run one after the other
@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--experiments", default=",".join(RECIPES))
     parser.add_argument("--max-minutes", type=float, default=None, help="cap each run's training time")
     parser.add_argument("--out", type=Path, default=None, help="where the runs go (default multirun/tutorials-<time>)")
-    parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    parser.add_argument("--readme", action="store_true", help="write the table into docs/corpora.md")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run (after --)")
     args = parser.parse_args()
     names = [n for n in args.experiments.split(",") if n]
@@ -94,7 +94,7 @@ def main() -> None:
     text = table(results, args.max_minutes)
     print(text)
     if args.readme:
-        fill_readme_block(ROOT / "README.md", "tutorials", text)
+        fill_readme_block(ROOT / "docs" / "corpora.md", "tutorials", text)
 
 
 if __name__ == "__main__":
