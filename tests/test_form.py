@@ -184,3 +184,14 @@ def test_script_writes_form_and_refuses_in_one_line(trained_run):
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.strip().splitlines()[-1].startswith("error: acrostic character '龙'")
     assert "Traceback" not in bad.stderr
+
+
+def test_latin_words_do_not_fill_a_chinese_line():
+    from lyricgen.decoding.form import WordTables
+
+    chinese = Vocab.from_counts({"星星": 5, "月亮": 5, "天空": 5, "Na": 9, "OK": 9}, min_freq=1)
+    ok = WordTables(chinese, "shisan").word_ok
+    assert not ok[chinese.stoi["Na"]] and not ok[chinese.stoi["OK"]]
+    assert ok[chinese.stoi["星星"]]
+    english = Vocab.from_counts({"star": 5, "moon": 5, "sky": 5, "月": 1}, min_freq=1)
+    assert WordTables(english, "shisan").word_ok[english.stoi["star"]]  # a words model keeps its words

@@ -79,6 +79,12 @@ class WordTables:
         self.chars_list, self.cls_list = chars, classes  # the same, for the unbranched start of a line
         ok = self.chars > 0
         ok[vocab.unk_id] = False  # never <unk>; line breaks, spaces and punctuation are handled apart
+        # In a vocabulary of mostly Chinese words (jieba, char), a line of N characters is N Chinese characters,
+        # as a reader counts them: words with Latin letters (`Na`, `OK`) are not drawn in form decoding.
+        latin = [any("a" <= ch.lower() <= "z" for ch in w) and not (w[:1] == "<" and w[-1:] == ">") for w in words]
+        chinese = sum(any("\u4e00" <= ch <= "\u9fff" for ch in w) for w in words)
+        if chinese > sum(latin):
+            ok &= ~torch.tensor(latin, dtype=torch.bool, device=device)
         self.word_ok = ok
         class_min = torch.full((self.none + 1,), BIG, dtype=torch.long, device=device)
         class_min.scatter_reduce_(0, self.cls[ok], self.chars[ok], reduce="amin")
