@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 import lightning as L
 import torch
@@ -107,8 +108,10 @@ class LyricsMetrics(L.Callback):
             generator = LyricsGenerator.from_model(pl_module)
         from lyricgen.evaluation import sample_metrics, training_lines
 
+        start = time.perf_counter()
         with torch.random.fork_rng(devices=[]):
             self.metrics = sample_metrics(generator, training_lines(datamodule), self.opts, seed=self.seed)
+        seconds = time.perf_counter() - start
         log.info(
             "Lyric metrics of %d samples: %s",
             self.opts.num_samples,
@@ -116,6 +119,7 @@ class LyricsMetrics(L.Callback):
         )
         for logger in trainer.loggers:
             logger.log_metrics({f"eval/{_metric_name(k)}": v for k, v in self.metrics.items()}, trainer.global_step)
+        self.metrics["phase_samples_s"] = round(seconds, 2)  # in results.json, beside the other phases
 
 
 def _metric_name(name: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import time
 
 import lightning as L
 
@@ -208,13 +209,17 @@ def test_best_checkpoint(
         return {}
     ckpt = trainer.checkpoint_callback
     best = bool(ckpt is not None and ckpt.best_model_path)
+    start = time.perf_counter()
     (scores,) = trainer.test(model, datamodule=datamodule, ckpt_path="best" if best else None, verbose=False)
     result = {k.replace("/", "_"): float(v) for k, v in scores.items() if k.startswith("test/")}
+    result["phase_test_s"] = round(time.perf_counter() - start, 2)
     if best and ckpt.best_model_score is not None and "val" in datamodule.chars_per_token:
         result["best_val_bpc"] = math.log2(float(ckpt.best_model_score)) / datamodule.chars_per_token["val"]
     result.update({f"unk_share_{stage}": share for stage, share in datamodule.unk_share.items()})
     # trainer.test loaded the best weights into `model`: the cache reads the same network
+    start = time.perf_counter()
     result.update({k.replace("/", "_"): v for k, v in cache_figures(model, datamodule, **(cache or {})).items()})
+    result["phase_stream_cache_s"] = round(time.perf_counter() - start, 2)  # one-stream scoring and the cache grid
     return result
 
 

@@ -86,7 +86,10 @@ def train(cfg: DictConfig) -> dict:
     model.trained_on_val = datamodule.train_on_val  # in its checkpoints: evaluate.py then scores test only
     if trainer.is_global_zero:
         vocab.save(Path(cfg.paths.output_dir) / "vocab.json")
+    phases = {"phase_setup_s": round(time.perf_counter() - start, 2)}  # config, trainer, data, vocabulary, model
+    fit_start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    phases["phase_fit_s"] = round(time.perf_counter() - fit_start, 2)  # training, validation and the samples
     cache = OmegaConf.to_container(cfg.cache) if cfg.get("cache") else None
     tested = test_best_checkpoint(trainer, model, datamodule, cache)  # protocol v2: test once, best-by-val weights
     result = {
@@ -104,6 +107,7 @@ def train(cfg: DictConfig) -> dict:
     for cb in callbacks:
         result.update(getattr(cb, "metrics", {}))  # LyricsMetrics: novelty, distinct-n, ...
     result.update(tested)
+    result.update(phases)
     params = {
         k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k in ("seed", "model", "data", "trainer")
     }
@@ -137,6 +141,9 @@ def train(cfg: DictConfig) -> dict:
                 result["test_ppl_cache"],
                 result.get("test_bpc_cache", float("nan")),
             )
+        order = ("setup", "fit", "samples", "test", "stream_cache")  # samples: at the end of fit, inside it
+        times = [f"{name} {result[f'phase_{name}_s']:.1f} s" for name in order if f"phase_{name}_s" in result]
+        log.info("Phases: %s", ", ".join(times))
         log.info("Run directory: %s (%.0f s)", cfg.paths.output_dir, result["wall_s"])
     return result
 

@@ -159,3 +159,11 @@ def test_fast_dev_run_per_trainer_config(tmp_path, tiny_corpus, trainer, acceler
     assert type(built.accelerator) is accelerator and built.num_devices == 1
     result = train_in_process([*overrides, f"trainer={trainer}", "+trainer.fast_dev_run=true"], tmp_path / "run")
     assert result["global_step"] == 1 and math.isfinite(result["test_ppl"])  # one batch of each stage ran
+
+
+def test_results_say_where_the_time_went(trained_run):
+    result = json.loads((trained_run / "results.json").read_text())
+    phases = {k: v for k, v in result.items() if k.startswith("phase_")}
+    assert set(phases) >= {"phase_setup_s", "phase_fit_s", "phase_samples_s", "phase_test_s", "phase_stream_cache_s"}
+    assert all(v >= 0 for v in phases.values())
+    assert phases["phase_samples_s"] <= phases["phase_fit_s"] <= result["wall_s"]
