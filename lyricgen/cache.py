@@ -17,6 +17,7 @@ since no chunk starts from a zero state; `lam = 0` is that figure.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from dataclasses import dataclass
 
@@ -24,6 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from lyricgen.rnnlm import RNNLM
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -106,9 +109,23 @@ def cache_evaluation(
     windows,
     thetas,
     lams,
+    max_tokens: int | None = None,
 ) -> dict[str, float]:
     """Tune the cache on `val_ids`, score `test_ids` once with it. Returns `val/…_cache`, `test/…_cache`
-    (loss, ppl, bpc), the continuous-stream figures without the cache (`…_stream`) and the settings."""
+    (loss, ppl, bpc), the continuous-stream figures without the cache (`…_stream`) and the settings.
+    `max_tokens`: each split is read up to its first `max_tokens` tokens (a big corpus's grid stays bounded;
+    the figures are then of that part, said in the log)."""
+    if max_tokens is not None:
+        for name, ids in (("val", val_ids), ("test", test_ids)):
+            if ids is not None and ids.numel() > max_tokens:
+                log.info(
+                    "continuous cache and stream scoring: the first %d of %s's %d tokens (cache.max_tokens)",
+                    max_tokens,
+                    name,
+                    ids.numel(),
+                )
+        val_ids = val_ids[:max_tokens]
+        test_ids = test_ids[:max_tokens] if test_ids is not None else None
     val = read_stream(net, val_ids)
     settings, val_nll = tune(val, windows, thetas, lams)
     result = {"cache/window": settings.window, "cache/theta": settings.theta, "cache/lambda": settings.lam}

@@ -73,6 +73,7 @@ class CacheOptions:
     windows: list[int] = option(default_factory=list, ge=1)
     thetas: list[float] = option(default_factory=list, gt=0)
     lambdas: list[float] = option(default_factory=list, ge=0, lt=1)
+    max_tokens: int | None = option(200_000, ge=2, note="each split read up to its first max_tokens; null: all")
 
 
 @dataclass

@@ -125,14 +125,16 @@ def tune_table(result: dict[str, float]) -> str:
     return "\n".join(out)
 
 
-def cache_figures(model: LyricsLM, datamodule: LyricsDataModule, windows=(), thetas=(), lambdas=()) -> dict[str, float]:
+def cache_figures(
+    model: LyricsLM, datamodule: LyricsDataModule, windows=(), thetas=(), lambdas=(), max_tokens=None
+) -> dict[str, float]:
     """The continuous-cache figures of `model` (`lyricgen.cache`): settings tuned on val, test scored once;
     empty when no cache settings are given."""
     if not (windows and thetas and lambdas):
         return {}
     test_ids = datamodule.test_ids if datamodule.test_fraction > 0 else None
     return cache_evaluation(
-        model.net, datamodule.val_ids, test_ids, datamodule.chars_per_token, windows, thetas, lambdas
+        model.net, datamodule.val_ids, test_ids, datamodule.chars_per_token, windows, thetas, lambdas, max_tokens
     )
 
 

@@ -80,3 +80,13 @@ def test_tune_keeps_no_cache_when_the_cache_only_hurts():
     scores = StreamScores(torch.full((30,), 0.2), torch.randn(30, 4), torch.arange(30))
     settings, nll = tune(scores, [10], [1.0], [0.1, 0.5])
     assert settings.lam == 0 and nll == pytest.approx(-math.log(0.2))
+
+
+def test_max_tokens_reads_only_the_first_tokens_of_each_split():
+    torch.manual_seed(0)
+    net = RNNLM(NetSettings(30, "rnn", 8, 16)).eval()
+    val, test = torch.randint(0, 30, (300,)), torch.randint(0, 30, (250,))
+    args = ({"val": 2.0, "test": 2.0}, [20], [1.0], [0.1, 0.3])
+    bounded = cache_evaluation(net, val, test, *args, max_tokens=100)
+    assert bounded == pytest.approx(cache_evaluation(net, val[:100], test[:100], *args))
+    assert bounded != pytest.approx(cache_evaluation(net, val, test, *args))
