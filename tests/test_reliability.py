@@ -352,3 +352,20 @@ def test_checkpoints_that_are_folders_truncated_or_built_to_run_code(tmp_path, t
         run_dir_fragment = "holds no checkpoints" if name == "dir" else fragment  # init_from takes run folders
         assert_user_error(train(tmp_path, tmp_path / "unused.txt", f"init_from={path}"), run_dir_fragment)
     assert not marker.exists()
+
+
+def test_ctrl_c_during_generation_exits_at_once_without_a_traceback(trained_run):
+    ckpt = best_checkpoint(trained_run)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "generate.py"), f"ckpt_path={ckpt}", "length=5000000", "num_samples=8"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
+    )
+    time.sleep(8)  # loaded and generating
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=30)[1]
+    assert proc.returncode == 130, err[-2000:]
+    assert err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err
