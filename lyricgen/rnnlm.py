@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -53,6 +53,14 @@ class NetSettings:
     weight_drop: float = option(0.0, ge=0, lt=1)
     softmax: str = option("full", choices=("full", "adaptive"))
     cutoffs: list[int] | None = option(None, ge=1, note="adaptive softmax: the word ranks where clusters start")
+    # How training derives `cutoffs` when none are given (`frequency_cutoffs`); the cutoffs it finds are saved
+    # with the model, so this only matters before a model exists.
+    coverage: list[float] = option(
+        gt=0,
+        lt=1,
+        default_factory=lambda: [0.8, 0.95],
+        note="adaptive softmax without cutoffs: the shares of training tokens the head, then each cluster, end at",
+    )
     # The adaptive softmax's projections and head bias: torch's defaults here, as every checkpoint made
     # before these options had them; conf/model/rnn.yaml sets the values tuned on val (2.0, true).
     div_value: float = option(4.0, gt=0, note="adaptive softmax: each cluster's projection is this much narrower")
@@ -88,11 +96,28 @@ class NetSettings:
         return self
 
     def adaptive_cutoffs(self) -> list[int]:
-        """The cluster boundaries of the adaptive softmax: `cutoffs`, or by default the most frequent 1/8 of
-        the vocabulary in the head and the next 3/8 in the first tail cluster (Grave et al. 2017)."""
+        """The cluster boundaries of the adaptive softmax: `cutoffs`. Training fills them in from the
+        vocabulary's frequencies (`frequency_cutoffs`); settings without them (a Python user's, or a checkpoint
+        made before that) keep the old rule: the most frequent 1/8 of the vocabulary in the head and the next
+        3/8 in the first tail cluster (Grave et al. 2017)."""
         if self.cutoffs is not None:
             return [int(c) for c in self.cutoffs]
         return sorted({c for c in (self.vocab_size // 8, self.vocab_size // 2) if 1 <= c < self.vocab_size - 1})
+
+
+def frequency_cutoffs(ids: torch.Tensor, vocab_size: int, coverage: Sequence[float] = (0.8, 0.95)) -> list[int]:
+    """Adaptive-softmax cutoffs from the training tokens `ids` (vocabulary ids in frequency order, as `Vocab`
+    makes them): the head is the fewest ids that hold `coverage[0]` of the tokens, each next cluster ends
+    where the ids hold the next share. Cutoffs that would coincide or leave a cluster of one word are
+    dropped; at least one is kept."""
+    counts = torch.bincount(torch.as_tensor(ids).flatten(), minlength=vocab_size).double()
+    if counts.sum() <= 0:
+        raise LyricgenError("the adaptive softmax's cutoffs are drawn from the training tokens, and there are none")
+    held = counts.cumsum(0) / counts.sum()
+    n = vocab_size
+    cuts = sorted({min(int(torch.searchsorted(held, q)) + 1, n - 2) for q in sorted(coverage)})
+    cuts = [c for c in cuts if c >= 1]
+    return cuts or [max(1, n // 8)]
 
 
 class RNNLM(nn.Module):

@@ -26,7 +26,7 @@ from lyricgen.config import check_config, final_run, plain, training_device, typ
 from lyricgen.decoding.templates import mine_templates, templates_to_dict
 from lyricgen.evaluation import log_hparams_summary, test_best_checkpoint
 from lyricgen.memory import check_training_fits
-from lyricgen.rnnlm import NetSettings
+from lyricgen.rnnlm import NetSettings, frequency_cutoffs
 
 log = logging.getLogger("lyricgen.train")
 
@@ -48,6 +48,9 @@ def train(cfg: DictConfig) -> dict:
     model_options = {k: v for k, v in plain(cfg.model).items() if k != "_target_"}
     if cfg.get("ckpt_path"):  # resuming: the same model, and the vocabulary from the checkpoint (it must fit the data)
         checkpoint = load_checkpoint(cfg.ckpt_path)
+        saved = checkpoint["hyper_parameters"]
+        if model_options.get("cutoffs") is None and saved.get("softmax") == "adaptive":  # the checkpoint's clusters
+            model_options["cutoffs"] = saved.get("cutoffs")
         check_resumable(checkpoint, cfg.ckpt_path, model_options, datamodule.tokenizer.settings)
         datamodule.vocab = read_extras(checkpoint)[0]
     pretrained = None
@@ -62,6 +65,14 @@ def train(cfg: DictConfig) -> dict:
     datamodule.prepare_data()
     datamodule.setup("fit")  # the vocabulary size is needed to build the model
     vocab = datamodule.vocab
+    if model_options.get("softmax") == "adaptive" and model_options.get("cutoffs") is None and not cfg.get("ckpt_path"):
+        coverage = model_options.get("coverage") or NetSettings(vocab_size=2).coverage
+        model_options["cutoffs"] = frequency_cutoffs(datamodule.train_ids, len(vocab), coverage)
+        log.info(
+            "Adaptive softmax: cutoffs %s, where %s of the training tokens end", model_options["cutoffs"], coverage
+        )
+    with open_dict(cfg):  # the hyperparameters, the logs and the checkpoint hold the cutoffs the model has
+        cfg.model.cutoffs = model_options.get("cutoffs")
     net = NetSettings.from_hparams({**model_options, "vocab_size": len(vocab)})
     check_training_fits(net, datamodule.batch_size, datamodule.seq_len, training_device(cfg.trainer.accelerator))
     ngrams = datamodule.training_ngrams(cfg.get("no_copy_max_n", 8))  # for no_copy

@@ -176,3 +176,44 @@ def test_ar_and_tar_add_the_expected_term():
     _, _, (out, out_dropped) = module.net(x, return_outputs=True)
     expected = 2.0 * out_dropped.pow(2).mean() + 0.5 * (out[:, 1:] - out[:, :-1]).pow(2).mean()
     torch.testing.assert_close(module.training_step((x, x), 0) - plain.training_step((x, x), 0), expected)
+
+
+def test_frequency_cutoffs_end_the_head_and_each_cluster_where_their_share_of_the_tokens_ends():
+    from lyricgen.rnnlm import frequency_cutoffs
+
+    counts = torch.tensor([0] + [10_000 // r for r in range(1, 400)])  # <unk> unseen, then a Zipf vocabulary
+    ids = torch.repeat_interleave(torch.arange(len(counts)), counts)
+    cut = frequency_cutoffs(ids[torch.randperm(len(ids))], len(counts), [0.8, 0.95])
+    held = counts.cumsum(0) / counts.sum()
+    assert len(cut) == 2 and cut[0] < cut[1] < len(counts) - 1
+    for c, share in zip(cut, (0.8, 0.95)):
+        assert held[c - 1] >= share > held[c - 2]  # the fewest words that hold the share
+    assert frequency_cutoffs(ids, len(counts), [0.5]) < [cut[0]]
+    assert frequency_cutoffs(torch.zeros(5, dtype=torch.long), 4, [0.8, 0.95]) == [1]  # one word holds all: one cut
+    with pytest.raises(LyricgenError, match="training tokens"):
+        frequency_cutoffs(torch.tensor([], dtype=torch.long), 10)
+
+
+def test_training_an_adaptive_softmax_saves_the_cutoffs_it_drew_from_the_training_tokens(tmp_path):
+    from lyricgen.rnnlm import frequency_cutoffs
+    from tests.conftest import TINY_LINES, compose_train, tiny_overrides, train_in_process
+
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text("\n".join(TINY_LINES * 30) + "\n", encoding="utf-8")
+    overrides = tiny_overrides(corpus, tmp_path, "model.softmax=adaptive", "model.coverage=[0.5,0.9]")
+    result = train_in_process([*overrides, "trainer.max_epochs=3"], tmp_path / "run")
+    hp = load_checkpoint(result["best_ckpt"])["hyper_parameters"]
+    from hydra.utils import instantiate
+
+    dm = instantiate(compose_train(overrides, tmp_path / "probe").data)
+    dm.prepare_data()
+    dm.setup("fit")
+    expected = frequency_cutoffs(dm.train_ids, len(dm.vocab), [0.5, 0.9])
+    assert hp["cutoffs"] == expected and hp["coverage"] == [0.5, 0.9]
+    assert expected != NetSettings(vocab_size=len(dm.vocab), softmax="adaptive").adaptive_cutoffs()  # not 1/8, 1/2
+    assert build_net(load_checkpoint(result["best_ckpt"])).settings.adaptive_cutoffs() == expected
+    # resumed, the run keeps the checkpoint's clusters
+    resumed = train_in_process(
+        [*overrides, "trainer.max_epochs=4", f"ckpt_path={result['best_ckpt']}"], tmp_path / "resumed"
+    )
+    assert load_checkpoint(resumed["best_ckpt"])["hyper_parameters"]["cutoffs"] == expected
