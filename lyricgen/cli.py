@@ -9,8 +9,17 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
 
 from lyricgen.errors import LyricgenError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock, as before
+    fcntl = None
 
 # A run of characters that Hydra would read as one unquoted value, holding at least one non-ASCII one.
 _NON_ASCII_WORD = re.compile(r"""[^\s,\[\]{}:='"\\]*[^\x00-\x7f][^\s,\[\]{}:='"\\]*""")
@@ -115,3 +124,40 @@ def fill_readme_block(readme, name: str, text: str) -> None:
     readme.write_text(
         re.sub(f"{start}.*?{end}", lambda m: f"{start}\n{text}\n{end}", body, flags=re.S), encoding="utf-8"
     )
+
+
+class RunDirLock(Callback):
+    """One training at a time in a run directory (`hydra.callbacks.run_dir_lock` in conf/train.yaml).
+
+    Before Hydra writes anything into the run directory (its `.hydra/` config, the log), take a lock on its
+    `.train.lock`, held until the run ends: a second training started there meanwhile, whose config,
+    checkpoints, logs and results.json would overwrite the first's, stops at once with one line. Only the
+    first process of a run takes it (the other DDP ranks, which Lightning or torchrun start with RANK or
+    LOCAL_RANK set, write into the same directory on purpose)."""
+
+    def __init__(self) -> None:
+        self.handle = None
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        rank = os.environ.get("RANK") or os.environ.get("LOCAL_RANK") or "0"
+        if fcntl is None or rank != "0":
+            return
+        folder = Path(str(config.hydra.run.dir))
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / ".train.lock", "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            print(
+                f"error: another training is running in {folder} (it holds {folder / '.train.lock'}); wait for "
+                "it to end, or give this one its own directory (e.g. hydra.run.dir=outputs/second)",
+                file=sys.stderr,
+            )
+            raise SystemExit(2) from None
+        self.handle = handle
+
+    def on_run_end(self, config: DictConfig, **kwargs) -> None:
+        if self.handle is not None:
+            self.handle.close()  # (closing releases the lock; so does the process's end, however it ends)
+            self.handle = None

@@ -369,3 +369,33 @@ def test_ctrl_c_during_generation_exits_at_once_without_a_traceback(trained_run)
     err = proc.communicate(timeout=30)[1]
     assert proc.returncode == 130, err[-2000:]
     assert err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err
+
+
+# --- two trainings, one run directory; a cache folder that cannot be written ---------------------------
+
+
+def test_a_second_training_in_a_run_directory_that_one_is_writing_into_stops_and_changes_nothing(tmp_path, tiny_corpus):
+    import fcntl
+
+    run = tmp_path / "run"
+    first = train(tmp_path, tiny_corpus, "++trainer.max_steps=2")  # a finished run: its directory may be reused
+    assert first.returncode == 0, first.stderr[-2000:]
+    made = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".train.lock"}
+    assert any(p.suffix == ".ckpt" for p in made) and run / ".hydra" / "overrides.yaml" in made
+    with open(run / ".train.lock", "a") as held:  # what a training still running holds
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        second = train(tmp_path, tiny_corpus, "trainer.max_epochs=1")
+    assert_user_error(second, "another training is running in", str(run), "hydra.run.dir=")
+    after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".train.lock"}
+    assert after == made  # its config, log, checkpoints and results untouched
+
+
+def test_a_cache_folder_that_cannot_be_written_is_said_and_the_run_goes_on(tmp_path, tiny_corpus):
+    blocked = tmp_path / "a_file"
+    blocked.write_text("not a folder")
+    result = train(tmp_path, tiny_corpus, f"data.cache_dir={blocked / 'cache'}", "++trainer.max_steps=1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    said = result.stdout + result.stderr  # (the log goes to stdout)
+    assert "Token cache not written" in said and "data.cache_dir" in said
+    assert "Traceback" not in said and blocked.read_text() == "not a folder"
+    assert (tmp_path / "run" / "results.json").is_file()

@@ -16,8 +16,10 @@ settings and the format: `ids.npy`, `line_ends.npy`, `line_chars.npy`, `song_lin
 (the key, the types, the sha256 of each array file and of the types). It is written in a temporary folder and renamed
 into place, so a reader sees a whole cache or none. A reader checks the key and the digests and maps
 `ids.npy` (`numpy.load(mmap_mode="r")`): nothing is parsed, and no Python list of the tokens is made. A
-cache that fails the check is reported and rebuilt. The JSON caches of lyricgen before 0.2 (files
-`tokens-*.json`) are neither read nor deleted.
+cache that fails the check is reported and rebuilt. Processes started together on one cache folder
+(torchrun or srun on several machines, where every process runs `prepare_data`) take turns on a lock file
+beside it, `.tokens-<key>.lock` (deleted when done): the first tokenises, the others wait and then map
+its cache. The JSON caches of lyricgen before 0.2 (files `tokens-*.json`) are neither read nor deleted.
 """
 
 from __future__ import annotations
@@ -30,11 +32,17 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock (processes started together each tokenise, and one cache is kept)
+    fcntl = None
 
 from lyricgen.data.source import Song, sha256_file
 from lyricgen.data.tokenizer import NEWLINE, Tokenizer, from_settings
@@ -250,16 +258,54 @@ def load_or_tokenize(
     """The tokenised corpus: mapped from the cache when it holds this corpus and tokeniser, else tokenised
     (the text is only read, by `read_songs`, then) and cached."""
     key = cache_key(corpus_sha256, tokenizer)
-    folder = Path(cache_dir) / f"tokens-{key[:16]}" if cache_dir is not None else None
-    if folder is not None and folder.exists():
+    if cache_dir is None:
+        return tokenize_corpus(read_songs(), tokenizer, workers)
+    folder = Path(cache_dir) / f"tokens-{key[:16]}"
+    with _cache_lock(folder):  # processes started together: one tokenises, the others then map its cache
+        if folder.exists():
+            try:
+                corpus = TokenizedCorpus.load(folder, key)
+                log.info("Tokenised corpus mapped from cache %s (%s tokens)", folder, f"{len(corpus):,}")
+                return corpus
+            except ValueError as e:
+                log.warning("Token cache %s is corrupt (%s); rebuilding it", folder, e)
+        corpus = tokenize_corpus(read_songs(), tokenizer, workers)
         try:
-            corpus = TokenizedCorpus.load(folder, key)
-            log.info("Tokenised corpus mapped from cache %s (%s tokens)", folder, f"{len(corpus):,}")
+            corpus.save(folder, key)
+        except OSError as e:  # a folder that cannot be written: the run goes on, the next one tokenises again
+            log.warning(
+                "Token cache not written: %s (%s); the corpus is tokenised again by every run until "
+                "data.cache_dir is a folder that can be written (or null: no cache)",
+                folder,
+                e.strerror or e,
+            )
             return corpus
-        except ValueError as e:
-            log.warning("Token cache %s is corrupt (%s); rebuilding it", folder, e)
-    corpus = tokenize_corpus(read_songs(), tokenizer, workers)
-    if folder is not None:
-        corpus.save(folder, key)
         log.info("Tokenised corpus cached in %s (%s tokens)", folder, f"{len(corpus):,}")
-    return corpus
+        return corpus
+
+
+@contextmanager
+def _cache_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `folder`'s lock file (none where it cannot be made: no fcntl, a read-only folder).
+
+    The file is deleted on the way out: a process still waiting on it, or one that makes a new one, then finds
+    the cache made and only maps it (two such processes may map it at once, which is harmless)."""
+    lock = folder.parent / f".{folder.name}.lock"
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock, "a") if fcntl else None
+    except OSError:
+        handle = None
+    if handle is None:
+        yield
+        return
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("Waiting for another process to tokenise the corpus into %s", folder)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)  # before the lock is released (when the file closes)
