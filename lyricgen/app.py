@@ -43,6 +43,7 @@ MAX_CRITIC_CHARS = 10_000
 MAX_LINE_CHARS = 30  # characters per line (line_chars and max_line_chars): the cost of a form line grows with it
 MAX_BEST_OF = 8  # candidates per line: form decoding decodes samples x best_of rows at once
 MAX_KEYWORDS = 16
+MAX_FIELD_CHARS = 500  # any other field (a number, the scheme, keywords, a run's name), refused before it is read
 
 SCHEMES = ["AABB", "ABAB", "AAAA", "XAXA", "ABBA", "AABA"]  # offered in the list; any other can be typed
 LINE_COLUMNS = ["sample", "#", "line", "chars", "rhyme"]
@@ -95,11 +96,18 @@ class Models:
         return loaded
 
     def load_run(self, name: str) -> LoadedModel:
-        """Switch to the best checkpoint of a run picked by name from `runs()` (never a path from outside)."""
+        """Switch to the best checkpoint of a run picked by name from `runs()` (never a path from outside); a
+        run whose checkpoint is a link to a file outside runs_dir is refused too."""
         runs = self.runs()
         if name not in runs:
             raise LyricgenError(f"no training run {name!r} under {self.runs_dir}/; pick one from the list (refresh it)")
-        return self.load(best_checkpoint_of(runs[name]))
+        ckpt_path = best_checkpoint_of(runs[name])
+        if not ckpt_path.resolve().is_relative_to(self.runs_dir.resolve()):
+            raise LyricgenError(
+                f"run {name!r}: its checkpoint {ckpt_path} is a link to a file outside {self.runs_dir}/, which the "
+                "page never loads; copy the run into it, or start the page with ckpt_path=PATH"
+            )
+        return self.load(ckpt_path)
 
     def run_choices(self) -> list[tuple[str, str]]:
         """(label, name) of each run for the page's list: its name, cell and best val/ppl (test/ppl for a final
@@ -145,19 +153,29 @@ def model_info(loaded: LoadedModel) -> str:
 
 
 def _int(value, name: str) -> int:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise LyricgenError(f"{name} must be a whole number, got {value!r}") from None
-    if not number.is_integer():
-        raise LyricgenError(f"{name} must be a whole number, got {value!r}")
-    return int(number)
+    """A whole number from the browser (an int, a float such as 8.0, or text); exact for digits (a long seed
+    keeps every digit) and within 64 bits, what torch's generator takes as a seed."""
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        number = int(value)
+    else:
+        try:
+            real = float(value)
+        except (TypeError, ValueError, OverflowError):
+            raise LyricgenError(f"{name} must be a whole number, got {value!r}") from None
+        if not real.is_integer():  # also nan and inf
+            raise LyricgenError(f"{name} must be a whole number, got {value!r}")
+        number = int(real)
+    if not -(2**63) <= number < 2**63:
+        raise LyricgenError(f"{name} must be a whole number between -2**63 and 2**63 - 1, got {value!r}")
+    return number
 
 
 def _float(value, name: str) -> float:
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise LyricgenError(f"{name} must be a number, got {value!r}") from None
     if not math.isfinite(number):
         raise LyricgenError(f"{name} must be a finite number, got {value!r}")
@@ -168,6 +186,13 @@ def _at_most(value: int, limit: int, what: str) -> int:
     if value > limit:
         raise LyricgenError(f"{what}: {value}, over this page's limit of {limit}")
     return value
+
+
+def _short_fields(fields: dict[str, object], limit: int = MAX_FIELD_CHARS) -> None:
+    """Refuse a field longer than `limit` characters before anything parses it, so that no message repeats
+    100,000 characters back to the browser."""
+    for name, value in fields.items():
+        _at_most(len(str(value)) if value is not None else 0, limit, f"{name} length (characters)")
 
 
 def parse_line_chars(text: str) -> list[int] | None:
@@ -264,6 +289,26 @@ class LyricsPage:
         """Write lyrics: (the lyrics, samples separated by a blank line; a row per line: sample, #, line,
         chars, rhyme class; the lyric measures as (measure, value) rows, the seed used among them). With a
         tune (`cipai`), a whole ci in its shape: `lines` and the line-form options then do not apply."""
+        _short_fields(  # start word, tune and acrostic: their own, shorter limits below
+            {
+                "lines": lines,
+                "num_samples": num_samples,
+                "strategy": strategy,
+                "temperature": temperature,
+                "top_k": top_k,
+                "top_p": top_p,
+                "repetition_penalty": repetition_penalty,
+                "seed": seed,
+                "rhyme": rhyme,
+                "rhyme_rule": rhyme_rule,
+                "rhyme_with": rhyme_with,
+                "line_chars": line_chars,
+                "keywords": keywords,
+                "no_copy": no_copy,
+                "best_of": best_of,
+                "max_line_chars": max_line_chars,
+            }
+        )
         start_word = str(start_word or "").strip()
         _at_most(len(start_word), MAX_START_WORD, "start word length (characters)")
         seed = random.randrange(2**31) if seed is None or str(seed).strip() == "" else _int(seed, "seed")
@@ -315,6 +360,7 @@ class LyricsPage:
         if not text.strip():
             raise LyricgenError("the critic box is empty; paste lyrics into it, one line per line")
         _at_most(len(text), MAX_CRITIC_CHARS, "critic text length (characters)")
+        _short_fields({"rhyme_rule": rhyme_rule, "copy_n": copy_n})
         check_rule(rhyme_rule)
         copy_n = _int(copy_n, "copy_n")
         if not 2 <= copy_n <= 8:
@@ -337,6 +383,7 @@ class LyricsPage:
 
     def switch(self, name: str) -> str:
         """Load the best checkpoint of the run `name` (from the list); the new model's info."""
+        _short_fields({"run name": name})
         return model_info(self.models.load_run(str(name or "")))
 
 

@@ -3,20 +3,26 @@ port driven through gradio_client and, when a Chromium is installed, through a h
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import pickle
 import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import pytest
+import torch
 
 from lyricgen.app import (
     MAX_CRITIC_CHARS,
+    MAX_FIELD_CHARS,
     LyricsPage,
     Models,
     check_serving,
@@ -30,6 +36,7 @@ from lyricgen.decoding.form import count_chars
 from lyricgen.decoding.rhyme import rhyme_class
 from lyricgen.errors import LyricgenError
 from tests.conftest import ROOT, TINY_LINES, best_checkpoint, run_script
+from tests.test_reliability import _RunsCode  # unpickled, it creates its marker file
 
 # classes by hand: 光 江阳, 伤 江阳, 飞 灰堆, 烁 梭波, 家 发花 (as in test_critic)
 CRITIC_TEXT = "我看着月光\n你说你受伤\n\n鸟儿飞\n星星在天上闪烁\n我回家\n"
@@ -212,6 +219,149 @@ def test_lines_of_a_words_model_read_with_its_spaces():
     ]
 
 
+# --- hostile requests: path-like run names, huge fields, checkpoints built to run code -------------
+
+
+def make_runs(trained_run: Path, base: Path) -> tuple[Path, Path, dict[str, str]]:
+    """A runs folder: the trained run as 2026-01-01/00-00-00 and, under bad/, runs whose best checkpoint is
+    broken one way each (older, so that the good run stays the newest). (runs_dir, marker, {bad run: the
+    fragment of its message}); the marker file appears if any checkpoint's code ever runs."""
+    runs_dir, marker, outside = base / "outputs", base / "code-ran", base / "outside"
+    good = runs_dir / "2026-01-01" / "00-00-00"
+    shutil.copytree(trained_run, good)
+    ckpt = best_checkpoint(good).read_bytes()
+    outside.mkdir()
+    (outside / "best-x.ckpt").write_bytes(ckpt)
+
+    def best_of(name: str) -> Path:
+        (runs_dir / "bad" / name / "checkpoints").mkdir(parents=True)
+        return runs_dir / "bad" / name / "checkpoints" / "best-epoch1.ckpt"
+
+    torch.save({"state_dict": _RunsCode(marker)}, best_of("runs-code"))
+    best_of("runs-code-pickle").write_bytes(pickle.dumps({"state_dict": _RunsCode(marker)}))
+    best_of("truncated").write_bytes(ckpt[: len(ckpt) // 2])
+    folder = best_of("folder")
+    (folder.parent / "last.ckpt").write_bytes(ckpt)
+    folder.mkdir()
+    torch.save({"weights": torch.zeros(3)}, best_of("other-file"))
+    (runs_dir / "bad" / "linked").mkdir()
+    (runs_dir / "bad" / "linked" / "checkpoints").symlink_to(outside)  # a real checkpoint, outside runs_dir
+    old = best_checkpoint(good).stat().st_mtime - 3600
+    for path in (runs_dir / "bad").glob("*/checkpoints/*.ckpt"):
+        os.utime(path, (old, old))
+    fragments = {
+        "bad/runs-code": "which lyricgen never unpickles: they could run code",
+        "bad/runs-code-pickle": "which lyricgen never unpickles: they could run code",
+        "bad/truncated": "it is truncated or not a zip archive",
+        "bad/folder": "best-epoch1.ckpt is a folder, not a .ckpt file",
+        "bad/other-file": "best-epoch1.ckpt is not a lyricgen checkpoint (no vocabulary or hyperparameters in it)",
+        "bad/linked": "is a link to a file outside",
+    }
+    return runs_dir, marker, fragments
+
+
+# names a visitor may type instead of picking one from the list; (the name, what its message says)
+def path_like_names(outside_ckpt: Path) -> list[tuple[str, str]]:
+    refused = "pick one from the list"
+    return [
+        ("../..", refused),
+        ("/etc", refused),
+        ("..%2F..", refused),
+        ("2026-01-01/../../..", refused),
+        (str(outside_ckpt), refused),  # a real checkpoint, by its absolute path
+        (str(outside_ckpt.parent), refused),
+        ("2026-01-01\x0000-00-00", refused),  # NUL
+        ("x" * 100_000, f"run name length (characters): 100000, over this page's limit of {MAX_FIELD_CHARS}"),
+    ]
+
+
+def test_run_names_that_are_paths_and_checkpoints_built_to_run_code_are_refused(trained_run, tmp_path):
+    runs_dir, marker, fragments = make_runs(trained_run, tmp_path)
+    models = Models(runs_dir)
+    page = LyricsPage(models)
+    assert set(fragments) < set(models.runs())  # listed: the page finds out only when one is picked
+    page.switch("2026-01-01/00-00-00")
+    for name, fragment in [*path_like_names(tmp_path / "outside" / "best-x.ckpt"), *fragments.items()]:
+        with pytest.raises(LyricgenError) as e:
+            page.switch(name)
+        assert fragment in str(e.value) and "\n" not in str(e.value) and len(str(e.value)) < 400, (name, e.value)
+    assert not marker.exists()  # the code in the checkpoints never ran
+    assert models.current.run == "2026-01-01/00-00-00"  # a refused switch leaves the model loaded
+    assert page.generate("星星", lines=1, strategy="greedy")[0].replace(" ", "") == TINY_LINES[0]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="lyricgen/critic.py training_lines_of_run instantiates any _target_ the run's .hydra/config.yaml names",
+)
+def test_a_run_config_that_names_other_code_is_never_called(trained_run, tmp_path):
+    run, marker = tmp_path / "outputs" / "r", tmp_path / "config-code-ran"
+    shutil.copytree(trained_run, run)
+    (run / ".hydra" / "config.yaml").write_text(f"data:\n  _target_: builtins.open\n  _args_: ['{marker}', 'w']\n")
+    try:
+        loaded = Models(tmp_path / "outputs").load_run("r")  # the checkpoint is good: loaded, without training text
+        assert loaded.training_lines is None
+    finally:
+        assert not marker.exists()
+
+
+BIG = "星" * 100_000
+OVER_FIELD = f"over this page's limit of {MAX_FIELD_CHARS}"
+
+
+OWN_LIMITS = {
+    "start_word": "start word length (characters): 100000, over this page's limit of 50",
+    "cipai": "tune name length (characters): 100000, over this page's limit of 50",
+    "acrostic": "acrostic length (characters): 100000, over this page's limit of 64",
+}
+
+
+@pytest.mark.parametrize("field", list(inspect.signature(LyricsPage.generate).parameters)[1:])
+def test_a_field_of_100000_characters_is_refused_in_a_short_message(page, field):
+    limit = OWN_LIMITS.get(field, f"{field} length (characters): 100000, {OVER_FIELD}")
+    with pytest.raises(LyricgenError) as e:
+        page.generate(**{"start_word": "", field: BIG})
+    assert str(e.value) == limit  # not the 100,000 characters repeated back
+
+
+def test_critic_fields_of_100000_characters_are_refused_in_a_short_message(page):
+    for kwargs, message in [
+        ({"text": BIG}, f"critic text length (characters): 100000, over this page's limit of {MAX_CRITIC_CHARS}"),
+        ({"text": "我看着月光", "rhyme_rule": BIG}, f"rhyme_rule length (characters): 100000, {OVER_FIELD}"),
+        ({"text": "我看着月光", "copy_n": "9" * 100_000}, f"copy_n length (characters): 100000, {OVER_FIELD}"),
+    ]:
+        with pytest.raises(LyricgenError) as e:
+            page.critic(**kwargs)
+        assert str(e.value) == message
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"seed": 2**70}, "seed must be a whole number between -2**63 and 2**63 - 1, got 1180591620717411303424"),
+        ({"seed": "9" * 400}, "seed must be a whole number between -2**63 and 2**63 - 1, got '" + "9" * 400 + "'"),
+        ({"lines": "1e308"}, "lines must be a whole number between -2**63 and 2**63 - 1, got '1e308'"),
+        ({"lines": 10**400}, "lines must be a whole number between -2**63 and 2**63 - 1, got 1" + "0" * 400),
+        ({"temperature": 10**400}, "temperature must be a number, got 1" + "0" * 400),
+        ({"lines": "nan"}, "lines must be a whole number, got 'nan'"),
+        ({"lines": [1, 2]}, "lines must be a whole number, got [1, 2]"),
+        ({"top_p": 5}, "top_p=5.0 is out of range; top_p takes a number in (0, 1]; e.g. top_p=1.0"),
+        ({"num_samples": -1}, "num_samples=-1 is out of range; num_samples takes an integer >= 1; e.g. num_samples=1"),
+    ],
+)
+def test_numbers_out_of_range_are_refused_with_a_message(page, kwargs, message):
+    with pytest.raises(LyricgenError) as e:
+        page.generate("", **kwargs)
+    assert str(e.value) == message
+
+
+def test_a_long_seed_is_kept_to_the_last_digit(page):
+    seed = 2**62 + 1  # a float would make it 2**62
+    lyrics, _, table = page.generate("", lines=4, temperature=3.0, seed=str(seed))
+    assert measures_of(table)["seed"] == seed
+    assert page.generate("", lines=4, temperature=3.0, seed=seed)[0] == lyrics
+
+
 # --- the real page: scripts/app.py on a free port -------------------------------------------------
 
 
@@ -222,7 +372,13 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(trained_run, tmp_path_factory):
+def served_runs(trained_run, tmp_path_factory) -> tuple[Path, Path, dict[str, str]]:
+    """The server's runs folder (`make_runs`): (runs_dir, marker, {bad run: its message's fragment})."""
+    return make_runs(trained_run, tmp_path_factory.mktemp("served"))
+
+
+@pytest.fixture(scope="module")
+def server(served_runs, tmp_path_factory):
     """scripts/app.py serving the tiny model on a free local port: (url, process, stderr file)."""
     pytest.importorskip("gradio", reason="the page needs the app extra: pip install -e '.[app]'")
     logs = tmp_path_factory.mktemp("app")
@@ -230,7 +386,7 @@ def server(trained_run, tmp_path_factory):
     cmd = [
         sys.executable,
         str(ROOT / "scripts" / "app.py"),
-        f"runs_dir={trained_run.parents[1]}",
+        f"runs_dir={served_runs[0]}",
         f"port={free_port()}",
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
@@ -255,10 +411,10 @@ def client(server):
 
 
 @pytest.mark.slow
-def test_page_serves_on_localhost_with_the_loaded_checkpoint(server, trained_run):
+def test_page_serves_on_localhost_with_the_loaded_checkpoint(server, served_runs):
     url, proc, err = server
     assert url.startswith("http://127.0.0.1:")
-    assert f"checkpoint: {best_checkpoint(trained_run)}" in err.read_text()
+    assert f"checkpoint: {best_checkpoint(served_runs[0] / '2026-01-01' / '00-00-00')}" in err.read_text()
 
 
 @pytest.mark.slow
@@ -322,6 +478,102 @@ def test_api_bad_input_is_a_message_and_the_server_keeps_serving(client, server)
     lyrics, _, _ = client.predict(start_word="星星", lines=2, strategy="greedy", api_name="/generate")
     assert lyrics.replace(" ", "").split("\n") == TINY_LINES[:2]  # still serving, same model
     assert "Traceback" not in server[2].read_text()
+
+
+def generate_data(**values) -> list:
+    """The values of the `generate` endpoint in its order (LyricsPage.generate's defaults, then `values`), as a
+    plain HTTP request sends them."""
+    params = list(inspect.signature(LyricsPage.generate).parameters.values())[1:]
+    return [values.get(p.name, p.default) for p in params]
+
+
+def call_api(url: str, api: str, data: list) -> tuple[str, str]:
+    """One request over Gradio's HTTP API: ("complete", the answer), ("error", the message) or ("refused", the
+    HTTP status and body)."""
+    import httpx
+
+    url = url.rstrip("/")
+    with httpx.Client(timeout=300) as http:
+        posted = http.post(f"{url}/gradio_api/call/{api}", json={"data": data})
+        if posted.status_code != 200:
+            return "refused", f"{posted.status_code} {posted.text}"
+        event = None
+        with http.stream("GET", f"{url}/gradio_api/call/{api}/{posted.json()['event_id']}") as stream:
+            for line in stream.iter_lines():
+                if line.startswith("event: "):
+                    event = line.removeprefix("event: ")
+                elif line.startswith("data: ") and event in ("complete", "error"):
+                    answer = json.loads(line.removeprefix("data: "))
+                    return event, answer if event == "complete" else answer["error"]
+    return "no answer", ""
+
+
+def burst(url: str, n: int, data: list) -> list[tuple[str, str]]:
+    """`n` requests to `generate` at once, from `n` threads; their outcomes."""
+    outcomes: list = [None] * n
+
+    def one(i: int) -> None:
+        outcomes[i] = call_api(url, "generate", data)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    return outcomes
+
+
+@pytest.mark.slow
+def test_api_refuses_path_names_huge_fields_and_checkpoints_built_to_run_code(client, server, served_runs):
+    from gradio_client.exceptions import AppError
+
+    runs_dir, marker, fragments = served_runs
+    outside = runs_dir.parent / "outside" / "best-x.ckpt"
+    for name, fragment in [*path_like_names(outside), *fragments.items()]:
+        with pytest.raises(AppError) as e:
+            client.predict(name=name, api_name="/load_run")
+        assert fragment in str(e.value) and len(str(e.value)) < 400, (name, str(e.value)[:400])
+    assert not marker.exists()  # no checkpoint's code ran in the server
+    for field in ["start_word", "seed", "rhyme", "line_chars", "keywords", "strategy", "lines", "temperature"]:
+        with pytest.raises(AppError, match="length \\(characters\\): 100000, over this page's limit of ") as e:
+            client.predict(**{"start_word": "", field: BIG}, api_name="/generate")
+        assert len(str(e.value)) < 100
+    with pytest.raises(AppError, match="critic text length \\(characters\\): 100000"):
+        client.predict(text=BIG, api_name="/critic")
+    assert "`2026-01-01/00-00-00`" in client.predict(name="2026-01-01/00-00-00", api_name="/load_run")
+    lyrics, _, _ = client.predict(start_word="星星", lines=2, strategy="greedy", api_name="/generate")
+    assert lyrics.replace(" ", "").split("\n") == TINY_LINES[:2]  # still serving, the good model
+    assert "Traceback" not in server[2].read_text()
+
+
+@pytest.mark.slow
+def test_api_answers_30_requests_at_once_and_keeps_serving(server):
+    url = server[0]
+    outcomes = burst(url, 30, generate_data(start_word="星星", lines=8, strategy="greedy"))
+    assert [kind for kind, _ in outcomes] == ["complete"] * 30  # 30 fit in the queue (queue_size=32)
+    assert all(answer[0].replace(" ", "").split("\n")[:4] == TINY_LINES for _, answer in outcomes)
+    kind, message = call_api(url, "generate", generate_data(start_word="太阳"))
+    assert kind == "error" and message.startswith("start_word '太阳' is not in the model's vocabulary")
+    kind, answer = call_api(url, "generate", generate_data(start_word="星星", lines=2, strategy="greedy"))
+    assert kind == "complete" and answer[0].replace(" ", "").split("\n") == TINY_LINES[:2]
+
+
+@pytest.mark.slow
+def test_a_burst_over_the_queue_is_refused_with_a_message_and_the_page_keeps_serving(page):
+    pytest.importorskip("gradio", reason="the page needs the app extra: pip install -e '.[app]'")
+    from lyricgen.app import start
+
+    demo, url = start(page, port=free_port(), concurrency=1, queue_size=2)
+    try:  # requests of about a second each: 30 at once overflow a queue of 2
+        outcomes = burst(url, 30, generate_data(lines=64, num_samples=16, rhyme="AABB", line_chars="7", seed="1"))
+        kinds = [kind for kind, _ in outcomes]
+        refused = [text for kind, text in outcomes if kind == "refused"]
+        assert set(kinds) == {"complete", "refused"} and kinds.count("complete") >= 2, kinds
+        assert all(text.startswith("503 ") and "Queue is full. Max size is 2" in text for text in refused), refused
+        kind, answer = call_api(url, "generate", generate_data(start_word="星星", lines=2, strategy="greedy"))
+        assert kind == "complete" and answer[0].replace(" ", "").split("\n") == TINY_LINES[:2]
+    finally:
+        demo.close()
 
 
 @pytest.mark.slow
