@@ -11,9 +11,11 @@ The option schemas are the settings dataclasses of the library (`NetSettings`, `
 from __future__ import annotations
 
 import difflib
+import importlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -320,3 +322,41 @@ def check_trainer(trainer: DictConfig) -> None:
 def plain(node) -> Mapping:
     """A config node as plain Python values (resolved)."""
     return OmegaConf.to_container(node, resolve=True) if node is not None else {}
+
+
+def check_run_data_config(data: DictConfig, path: str | Path) -> DictConfig:
+    """A run's saved data settings (`<run>/.hydra/config.yaml`, read back by evaluate.py and the critic),
+    refused when a `_target_` in them is not a lyricgen class: that file is anyone's to edit who can write
+    into the run folder, and `instantiate` calls what it names (`builtins.open` truncates a file; Hydra's
+    own blocklist stops only a few such names)."""
+    foreign = _foreign_targets(OmegaConf.to_container(data, resolve=False))
+    if foreign:
+        raise LyricgenError(
+            f"{path} names {', '.join(foreign)} as data, which is not a lyricgen class; lyricgen never calls "
+            "it: restore the run's data settings (e.g. _target_: lyricgen.data.datamodule.LyricsDataModule)"
+        )
+    return data
+
+
+def _foreign_targets(node) -> list[str]:
+    """The `_target_`s of a (nested) config that are not lyricgen classes."""
+    if isinstance(node, dict):
+        found = [t for v in node.values() for t in _foreign_targets(v)]
+        target = node.get("_target_")
+        return found if target is None or _is_lyricgen_class(str(target)) else [str(target), *found]
+    if isinstance(node, list):
+        return [t for v in node for t in _foreign_targets(v)]
+    return []
+
+
+def _is_lyricgen_class(target: str) -> bool:
+    """A class defined in lyricgen (not a function, nor what lyricgen imports: `lyricgen.checkpoint.torch.load`
+    is torch's); only lyricgen's own modules are imported to find out."""
+    module, _, name = target.rpartition(".")
+    if module != "lyricgen" and not module.startswith("lyricgen."):
+        return False
+    try:
+        found = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return False
+    return isinstance(found, type) and found.__module__.startswith("lyricgen.")

@@ -169,13 +169,14 @@ def training_lines_of_run(ckpt_path: str | Path) -> list[list[str]] | None:
     from omegaconf import OmegaConf
 
     from lyricgen.checkpoint import run_dir_of
+    from lyricgen.config import check_run_data_config
     from lyricgen.data.ngrams import word_lines
 
     run_config = run_dir_of(ckpt_path) / ".hydra" / "config.yaml"
     if not run_config.is_file():
         return None
     try:
-        datamodule = instantiate(OmegaConf.load(run_config).data)
+        datamodule = instantiate(check_run_data_config(OmegaConf.load(run_config).data, run_config))
         datamodule.setup("fit")
     except (LyricgenError, OSError) as e:
         log.warning("training text not read (%s); copies are reported without their place", e)

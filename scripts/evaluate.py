@@ -21,7 +21,7 @@ def main(cfg: DictConfig) -> None:
     quiet_libraries(lightning_info=False)
     with user_errors():
         from lyricgen.checkpoint import find_checkpoint, run_dir_of
-        from lyricgen.config import check_config
+        from lyricgen.config import check_config, check_run_data_config
         from lyricgen.decoding import DecodingOptions
         from lyricgen.evaluation import CORPUS, TUNES, evaluate_checkpoint, tune_table
 
@@ -38,7 +38,7 @@ def main(cfg: DictConfig) -> None:
         )
         result = evaluate_checkpoint(
             str(ckpt_path),
-            instantiate(data_cfg.data),
+            instantiate(check_run_data_config(data_cfg.data, run_config) if run_config.is_file() else data_cfg.data),
             opts,
             str(cfg.start_word or ""),
             cfg.seed,

@@ -290,10 +290,6 @@ def test_run_names_that_are_paths_and_checkpoints_built_to_run_code_are_refused(
     assert page.generate("星星", lines=1, strategy="greedy")[0].replace(" ", "") == TINY_LINES[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lyricgen/critic.py training_lines_of_run instantiates any _target_ the run's .hydra/config.yaml names",
-)
 def test_a_run_config_that_names_other_code_is_never_called(trained_run, tmp_path):
     run, marker = tmp_path / "outputs" / "r", tmp_path / "config-code-ran"
     shutil.copytree(trained_run, run)

@@ -399,3 +399,17 @@ def test_a_cache_folder_that_cannot_be_written_is_said_and_the_run_goes_on(tmp_p
     assert "Token cache not written" in said and "data.cache_dir" in said
     assert "Traceback" not in said and blocked.read_text() == "not a folder"
     assert (tmp_path / "run" / "results.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "target", ["builtins.open", "lyricgen.checkpoint.torch.load", "lyricgen.config.check_config"]
+)  # a builtin, what lyricgen imports (torch's loader under a lyricgen name), a lyricgen function
+def test_evaluate_never_calls_what_a_run_config_names_beyond_lyricgen_classes(tmp_path, trained_run, target):
+    import shutil
+
+    run, marker = tmp_path / "run", tmp_path / "config-code-ran"
+    shutil.copytree(trained_run, run)
+    (run / ".hydra" / "config.yaml").write_text(f"data:\n  _target_: {target}\n  _args_: ['{marker}', 'w']\n")
+    result = run_script("evaluate", f"ckpt_path={best_checkpoint(run)}")
+    assert_user_error(result, target, "not a lyricgen class")
+    assert not marker.exists()
