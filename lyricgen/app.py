@@ -28,12 +28,11 @@ from lyricgen.checkpoint import best_checkpoint_of, run_dir_of, training_runs
 from lyricgen.critic import copied_cell, critique, summary_lines, training_lines_of_run
 from lyricgen.data.tokenizer import NEWLINE, SPACE
 from lyricgen.decoding import DecodingOptions
-from lyricgen.decoding.form import count_chars
-from lyricgen.decoding.rhyme import RHYME_RULES, check_rule
 from lyricgen.errors import LyricgenError
 from lyricgen.evaluation import measures
 from lyricgen.generation import LyricsGenerator
 from lyricgen.metrics import line_class
+from lyricgen.prosody import RHYME_RULES, check_rule, count_chars
 
 # What one request may ask for, so that one visitor cannot exhaust the machine.
 MAX_START_WORD = 50  # characters

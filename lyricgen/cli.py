@@ -133,13 +133,13 @@ class RunDirLock(Callback):
     `.train.lock`, held until the run ends: a second training started there meanwhile, whose config,
     checkpoints, logs and results.json would overwrite the first's, stops at once with one line. Only the
     first process of a run takes it (the other DDP ranks, which Lightning or torchrun start with RANK or
-    LOCAL_RANK set, write into the same directory on purpose)."""
+    LOCAL_RANK set, or srun with SLURM_PROCID, write into the same directory on purpose)."""
 
     def __init__(self) -> None:
         self.handle = None
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
-        rank = os.environ.get("RANK") or os.environ.get("LOCAL_RANK") or "0"
+        rank = os.environ.get("RANK") or os.environ.get("LOCAL_RANK") or os.environ.get("SLURM_PROCID") or "0"
         if fcntl is None or rank != "0":
             return
         folder = Path(str(config.hydra.run.dir))

@@ -20,8 +20,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lyricgen.decoding.options import DecodingOptions
-from lyricgen.decoding.rhyme import RHYME_RULES
 from lyricgen.errors import LyricgenError
+from lyricgen.prosody import RHYME_RULES
 from lyricgen.schema import check, option
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")

@@ -16,10 +16,10 @@ import torch
 from lyricgen.cache import read_stream
 from lyricgen.data.ngrams import NgramIndex
 from lyricgen.data.tokenizer import NEWLINE, SPACE
-from lyricgen.decoding.form import count_chars
 from lyricgen.errors import LyricgenError
 from lyricgen.generation import LyricsGenerator
 from lyricgen.metrics import line_class
+from lyricgen.prosody import count_chars
 
 log = logging.getLogger(__name__)
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWYZ"  # X is kept for lines that rhyme with no other

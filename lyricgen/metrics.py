@@ -13,9 +13,8 @@ from collections.abc import Iterable
 
 from lyricgen.data.ngrams import NgramIndex, word_lines
 from lyricgen.data.tokenizer import NEWLINE, SPACE
-from lyricgen.decoding.form import count_chars
-from lyricgen.decoding.rhyme import rhyme_class
 from lyricgen.decoding.templates import Template, rhyme_hits
+from lyricgen.prosody import count_chars, rhyme_class
 
 
 def lines_of(tokens: list[str]) -> list[str]:

@@ -32,9 +32,8 @@ from lyricgen.app import (
 )
 from lyricgen.checkpoint import find_checkpoint, training_runs
 from lyricgen.data.tokenizer import JiebaTokenizer
-from lyricgen.decoding.form import count_chars
-from lyricgen.decoding.rhyme import rhyme_class
 from lyricgen.errors import LyricgenError
+from lyricgen.prosody import count_chars, rhyme_class
 from tests.conftest import ROOT, TINY_LINES, best_checkpoint, run_script
 from tests.test_reliability import _RunsCode  # unpickled, it creates its marker file
 

@@ -8,10 +8,9 @@ import torch
 from lyricgen.data.ngrams import NgramIndex
 from lyricgen.data.tokenizer import NEWLINE, JiebaTokenizer
 from lyricgen.data.vocab import Vocab
-from lyricgen.decoding.form import count_chars
-from lyricgen.decoding.rhyme import rhyme_class
 from lyricgen.errors import LyricgenError
 from lyricgen.generation import LyricsGenerator
+from lyricgen.prosody import count_chars, rhyme_class
 from lyricgen.rnnlm import RNNLM, NetSettings
 from tests.conftest import TINY_LINES, best_checkpoint, run_script
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lyricgen.decoding.rhyme import class_names, final_of, rhyme_class
+from lyricgen.prosody import class_names, final_of, rhyme_class
 
 HAND_CHECKED = {  # character or word -> 十三辙 class
     "光": "江阳",

@@ -40,10 +40,10 @@ from lyricgen.data.ngrams import NgramIndex
 from lyricgen.data.tokenizer import NEWLINE, SPACE
 from lyricgen.data.vocab import Vocab
 from lyricgen.decoding.options import DecodingOptions
-from lyricgen.decoding.rhyme import class_names, rhyme_class
 from lyricgen.decoding.sampling import penalize, pick_masked
 from lyricgen.decoding.templates import Template
 from lyricgen.errors import LyricgenError
+from lyricgen.prosody import class_names, count_chars, rhyme_class
 from lyricgen.rnnlm import RNNLM
 
 BIG = 10_000
@@ -52,11 +52,6 @@ RICH_CLASS = 20  # a class with this many words has enough for every line of a g
 LIKELIHOOD_WEIGHT = 0.42  # measured against 0, 0.3, 0.35, 0.5 and 1 (README, "Lyrics with form")
 BRANCH_MASS = 0.8  # a line branches into best_of candidates where the mask first leaves less than this
 LOG_BRANCH_MASS = math.log(BRANCH_MASS)
-
-
-def count_chars(text: str) -> int:
-    """Characters that count for `line_chars`: letters, digits and CJK characters (no spaces or punctuation)."""
-    return sum(ch.isalnum() for ch in text)
 
 
 class WordTables:

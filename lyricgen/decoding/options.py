@@ -6,8 +6,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
-from lyricgen.decoding.rhyme import RHYME_RULES
 from lyricgen.errors import LyricgenError
+from lyricgen.prosody import RHYME_RULES
 from lyricgen.schema import check, field_values, option
 
 STRATEGIES = ("sample", "greedy")

@@ -9,7 +9,7 @@ title line with its tune, `《浣溪沙》`, then its lines. For every tune, `mi
 - the rhyme letters: two clause ends rhyme when their last characters are in one rhyme class in at least
   half of the ci of that shape (`RHYME_AGREEMENT`); clause ends linked that way share a letter (A, B, ...
   in order of first appearance), and the others are free (X). Rhyme classes are those of form decoding
-  (`lyricgen.decoding.rhyme`, modern pinyin): a Song-dynasty rhyme that modern Mandarin has lost, such as
+  (`lyricgen.prosody`, modern pinyin): a Song-dynasty rhyme that modern Mandarin has lost, such as
   the entering tone's, shows up as a free clause.
 
 A template is what form decoding needs: clause lengths, rhyme letters and the punctuation (and line
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lyricgen.data.source import TITLE
-from lyricgen.decoding.rhyme import rhyme_class
+from lyricgen.prosody import rhyme_class
 
 RULE = "shisan"  # the rhyme rule templates are mined with (their rhyme letters); decoding may use another
 RHYME_AGREEMENT = 0.5  # two clause ends rhyme in a tune when they rhyme in at least this share of its ci

@@ -1,4 +1,7 @@
-"""Rhyme classes of Chinese words: 十三辙 (the 13 rhyme classes of Chinese song), exact finals, or loose.
+"""What a reader of a line counts and hears: its characters (`count_chars`) and the rhyme classes of Chinese
+words, below decoding, metrics, the critic and the page, which all read lines so.
+
+Rhyme classes: 十三辙 (the 13 rhyme classes of Chinese song), exact finals, or loose.
 
 A word's rhyme is that of its last character. The final comes from pypinyin run on the whole word, so
 that its phrase dictionary settles polyphones (银行 ends in háng, 行走 begins with xíng).
@@ -13,6 +16,12 @@ from __future__ import annotations
 from functools import cache
 
 RHYME_RULES = ("shisan", "strict", "loose")
+
+
+def count_chars(text: str) -> int:
+    """Characters that count for `line_chars`: letters, digits and CJK characters (no spaces or punctuation)."""
+    return sum(ch.isalnum() for ch in text)
+
 
 # pypinyin finals (Style.FINALS, strict: ü written v, uei/uen/iou in full) -> 十三辙
 SHISAN: dict[str, tuple[str, ...]] = {
