@@ -46,7 +46,7 @@ from lyricgen.data.datamodule import LyricsDataModule
 from lyricgen.decoding import DecodingOptions
 from lyricgen.errors import LyricgenError
 from lyricgen.generation import LyricsGenerator
-from lyricgen.model import LyricsLM
+from lyricgen.model import OPTIMIZERS, LyricsLM
 
 Row = tuple[str, str]
 
@@ -66,16 +66,13 @@ class PlainRNNLM(nn.Module):
         return self.out(self.drop_out(h))
 
 
-PLAIN_OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-
-
 def plain_like(model: LyricsLM) -> tuple[PlainRNNLM, torch.optim.Optimizer]:
     """A fresh baseline with `model`'s sizes, dropout and optimiser settings (lr, weight decay). What lyricgen
     adds beyond embedding -> cell -> linear (tied weights, the adaptive softmax, locked or word dropout) is
     not copied: with those, the two loops no longer train the same network."""
     h = model.hparams
     net = PlainRNNLM(h.vocab_size, h.emb_dim, h.hidden_size, h.num_layers, h.cell, h.dropout, h.emb_dropout)
-    opt = PLAIN_OPTIMIZERS[h.optimizer](net.parameters(), lr=h.lr, weight_decay=h.weight_decay)
+    opt = OPTIMIZERS[h.optimizer](net.parameters(), lr=h.lr, weight_decay=h.weight_decay)
     return net, opt
 
 

@@ -66,7 +66,7 @@ def train(cfg: DictConfig) -> dict:
     datamodule.setup("fit")  # the vocabulary size is needed to build the model
     vocab = datamodule.vocab
     if model_options.get("softmax") == "adaptive" and model_options.get("cutoffs") is None and not cfg.get("ckpt_path"):
-        coverage = model_options.get("coverage") or NetSettings(vocab_size=2).coverage
+        coverage = NetSettings.from_hparams({**model_options, "vocab_size": len(vocab)}).coverage  # or its default
         model_options["cutoffs"] = frequency_cutoffs(datamodule.train_ids, len(vocab), coverage)
         log.info(
             "Adaptive softmax: cutoffs %s, where %s of the training tokens end", model_options["cutoffs"], coverage
