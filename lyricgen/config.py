@@ -34,7 +34,7 @@ PRECISIONS += ("32", "16", "bf16", "64", 32, 16, 64)  # Lightning's short forms
 class TrainOptions:
     """The top level of conf/train.yaml."""
 
-    seed: int | None = option(42)
+    seed: int | None = option(42, ge=0, le=2**32 - 1, note="Lightning's seed_everything takes 32 bits")
     ckpt_path: str | None = option(None, example="outputs/DATE/TIME/checkpoints/last.ckpt")
     init_from: str | None = option(None, example="runs/songci_char")
     no_copy_max_n: int = option(8, ge=2, le=16)
@@ -75,7 +75,7 @@ class CacheOptions:
     windows: list[int] = option(default_factory=list, ge=1)
     thetas: list[float] = option(default_factory=list, gt=0)
     lambdas: list[float] = option(default_factory=list, ge=0, lt=1)
-    max_tokens: int | None = option(200_000, ge=2, note="each split read up to its first max_tokens; null: all")
+    max_tokens: int | None = option(20_000, ge=2, note="each split read up to its first max_tokens; null: all")
 
 
 @dataclass
@@ -93,7 +93,7 @@ class RunOptions:
     ckpt_path: str | None = option(None, example="outputs/DATE/TIME/checkpoints/last.ckpt")
     runs_dir: str = option("outputs")
     start_word: str | int | float | None = option("")  # Hydra reads start_word=520 as a number
-    seed: int | None = option(None, example=1)
+    seed: int | None = option(None, ge=0, le=2**63 - 1, example=1, note="torch's generators take 64 bits")
     device: str = option("auto", note="auto, cpu, cuda or cuda:N")
     accelerator: str = option("auto", choices=ACCELERATORS)
     tunes: int = option(10, ge=0, note="evaluate: the commonest tunes of a model trained on ci")
