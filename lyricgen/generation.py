@@ -24,9 +24,10 @@ from lyricgen.data.ngrams import NgramIndex
 from lyricgen.data.source import title_line
 from lyricgen.data.tokenizer import NEWLINE, SPACE, Tokenizer, from_settings
 from lyricgen.data.vocab import Vocab
-from lyricgen.decoding.form import FormDecoder, WordTables
+from lyricgen.decoding.form import FormDecoder
 from lyricgen.decoding.options import DecodingOptions
 from lyricgen.decoding.sampling import decode
+from lyricgen.decoding.tables import WordTables
 from lyricgen.decoding.templates import Template, templates_from_dict
 from lyricgen.errors import LyricgenError
 from lyricgen.memory import check_decoding_fits

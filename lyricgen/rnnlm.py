@@ -253,3 +253,19 @@ class RNNLM(nn.Module):
 def detach_hidden(hidden: Hidden) -> Hidden:
     """Cut the graph between batches (truncated backpropagation through time)."""
     return tuple(h.detach() for h in hidden) if isinstance(hidden, tuple) else hidden.detach()
+
+
+def select_hidden(hidden: Hidden, index: torch.Tensor) -> Hidden:
+    """Rows `index` of a hidden state (layers, batch, size), or of each part of an LSTM's pair."""
+    if isinstance(hidden, tuple):
+        return tuple(h.index_select(1, index) for h in hidden)
+    return hidden.index_select(1, index)
+
+
+def assign_hidden(target: Hidden, index: torch.Tensor, source: Hidden, source_rows: torch.Tensor) -> None:
+    """target[:, index] = source[:, source_rows], for a hidden state or an LSTM's pair."""
+    if isinstance(target, tuple):
+        for t, s in zip(target, source):
+            t[:, index] = s[:, source_rows]
+    else:
+        target[:, index] = source[:, source_rows]

@@ -186,7 +186,7 @@ def test_script_writes_form_and_refuses_in_one_line(trained_run):
 
 
 def test_latin_words_do_not_fill_a_chinese_line():
-    from lyricgen.decoding.form import WordTables
+    from lyricgen.decoding.tables import WordTables
 
     chinese = Vocab.from_counts({"星星": 5, "月亮": 5, "天空": 5, "Na": 9, "OK": 9}, min_freq=1)
     ok = WordTables(chinese, "shisan").word_ok

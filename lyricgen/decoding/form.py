@@ -31,284 +31,23 @@ fails (every candidate blocked, e.g. by `no_copy`) is retried, then refused the 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from lyricgen.data.ngrams import NgramIndex
-from lyricgen.data.tokenizer import NEWLINE, SPACE
 from lyricgen.data.vocab import Vocab
 from lyricgen.decoding.options import DecodingOptions
+from lyricgen.decoding.plan import FormPlan, LineSpec
 from lyricgen.decoding.sampling import penalize, pick_masked
+from lyricgen.decoding.tables import BIG, WordTables
 from lyricgen.decoding.templates import Template
+from lyricgen.decoding.unbranched import LOG_BRANCH_MASS, unbranched_start
 from lyricgen.errors import LyricgenError
-from lyricgen.prosody import class_names, count_chars, rhyme_class
-from lyricgen.rnnlm import RNNLM
+from lyricgen.rnnlm import RNNLM, assign_hidden, select_hidden
 
-BIG = 10_000
 RETRIES = 3  # further tries of a line whose candidates were all blocked
-RICH_CLASS = 20  # a class with this many words has enough for every line of a group to end on a new one
 LIKELIHOOD_WEIGHT = 0.42  # measured against 0, 0.3, 0.35, 0.5 and 1 (README, "Lyrics with form")
-BRANCH_MASS = 0.8  # a line branches into best_of candidates where the mask first leaves less than this
-LOG_BRANCH_MASS = math.log(BRANCH_MASS)
-
-
-class WordTables:
-    """Per-word facts of a vocabulary for one rhyme rule, as tensors for masking."""
-
-    def __init__(self, vocab: Vocab, rule: str, device: torch.device | str = "cpu") -> None:
-        self.rule = rule
-        self.names = class_names(rule)
-        self.none = len(self.names)  # the column of words that end in no rhyme class
-        index = {n: i for i, n in enumerate(self.names)}
-        words = vocab.itos
-        chars = [count_chars(w) for w in words]
-        classes = [index[c] if (c := rhyme_class(w, rule)) is not None else self.none for w in words]
-        self.first = [next((ch for ch in w if ch.isalnum()), "") for w in words]
-        self._starting: dict[str, torch.Tensor] = {}
-        self.newline = vocab.stoi.get(NEWLINE, -1)
-        self.space = vocab.stoi.get(SPACE, -1)
-        self.chars = torch.tensor(chars, dtype=torch.long, device=device)
-        self.cls = torch.tensor(classes, dtype=torch.long, device=device)
-        self.chars_list, self.cls_list = chars, classes  # the same, for the unbranched start of a line
-        ok = self.chars > 0
-        ok[vocab.unk_id] = False  # never <unk>; line breaks, spaces and punctuation are handled apart
-        # In a vocabulary of mostly Chinese words (jieba, char), a line of N characters is N Chinese characters,
-        # as a reader counts them: words with Latin letters (`Na`, `OK`) are not drawn in form decoding.
-        latin = [any("a" <= ch.lower() <= "z" for ch in w) and not (w[:1] == "<" and w[-1:] == ">") for w in words]
-        chinese = sum(any("\u4e00" <= ch <= "\u9fff" for ch in w) for w in words)
-        if chinese > sum(latin):
-            ok &= ~torch.tensor(latin, dtype=torch.bool, device=device)
-        self.word_ok = ok
-        class_min = torch.full((self.none + 1,), BIG, dtype=torch.long, device=device)
-        class_min.scatter_reduce_(0, self.cls[ok], self.chars[ok], reduce="amin")
-        self.class_min = class_min
-        # words of classes with many words: a rhyme group's later lines are asked not to end on them again
-        sizes = torch.bincount(self.cls[ok], minlength=self.none + 1)
-        self.rich = (sizes[self.cls] >= RICH_CLASS) & (self.cls != self.none)
-
-    def class_of(self, token_id: int) -> int:
-        return int(self.cls[token_id])
-
-    def starting_with(self, ch: str) -> torch.Tensor:
-        """Words that begin with character `ch` (bool over the vocabulary), made once per character."""
-        if ch not in self._starting:
-            self._starting[ch] = self.word_ok & torch.tensor([f == ch for f in self.first], device=self.word_ok.device)
-        return self._starting[ch]
-
-
-@dataclass
-class LineSpec:
-    lo: int  # fewest characters
-    hi: int  # most characters
-    acrostic: str | None  # the character its first word must begin with
-    group: int | None  # rhyme group (index of its letter), None if free
-    keywords: list[int]  # keyword ids planned for this line
-    end: tuple[int, ...] = ()  # what ends it: its first token is sampled where it may end, the rest follow;
-    # a line break when empty (a clause of a tune ends on its punctuation, then maybe a line break)
-
-
-class FormPlan:
-    """What each line must be, checked for feasibility before decoding (LyricgenError if it cannot be)."""
-
-    def __init__(
-        self,
-        opts: DecodingOptions,
-        tables: WordTables,
-        vocab: Vocab,
-        prompt_line: list[int],
-        template: Template | None = None,
-    ) -> None:
-        self.tables = tables
-        self.unit = "clause" if template else "line"
-        n_lines = len(template.clauses) if template else opts.form_lines()
-        chars = [n for n, _ in template.clauses] if template else opts.line_chars_list()
-        scheme = template.rhyme if template else opts.rhyme or ""
-        letters = sorted(set(scheme) - {"X"})
-        self.letters = letters
-        acro = opts.acrostic or ""
-        if len(acro) > n_lines:
-            fix = (
-                f"{template.tune} has {n_lines} clauses; give at most {n_lines} characters"
-                if template
-                else f"lines={n_lines}; give lines={len(acro)} or more"
-            )
-            raise LyricgenError(f"acrostic {acro!r} has {len(acro)} characters but {fix}")
-        self.prompt_chars = sum(int(tables.chars[t]) for t in prompt_line)
-        self.lines: list[LineSpec] = []
-        for i in range(n_lines):
-            lo, hi = (chars[i % len(chars)],) * 2 if chars else (1, opts.max_line_chars)
-            letter = scheme[i % len(scheme)] if scheme else "X"
-            group = None if letter == "X" else letters.index(letter)
-            end = self._clause_end(template, i, vocab) if template else ()
-            self.lines.append(LineSpec(lo, hi, acro[i] if i < len(acro) else None, group, [], end))
-        self._check_prompt(prompt_line, vocab)
-        self.feasible = [self._feasible_classes(i, prompt_line) for i in range(n_lines)]
-        for i, ok in enumerate(self.feasible):
-            if not bool(ok.any()):
-                raise LyricgenError(
-                    f"{self.where(i)} cannot be written: no words the model knows fill it exactly; "
-                    "change line_chars or acrostic"
-                )
-        self.group_classes = self._group_classes(opts, vocab)
-        self._plan_keywords(opts, vocab)
-
-    def _clause_end(self, template: Template, i: int, vocab: Vocab) -> tuple[int, ...]:
-        """The tokens after clause i of a tune: its punctuation (one token, or one a character), then a line
-        break where the template's line ends."""
-        punct = template.clauses[i][1]
-        tokens = [punct] if punct in vocab.stoi else list(punct)
-        missing = [p for p in tokens if p not in vocab.stoi]
-        if missing or not tokens:
-            raise LyricgenError(
-                f"the template of {template.tune} ends clause {i + 1} with {punct or 'no punctuation'!r}, which this "
-                "model cannot write; generate with a model trained on ci (data=songci)"
-            )
-        ids = [vocab.stoi[p] for p in tokens]
-        return (*ids, self.tables.newline) if i in template.line_ends else tuple(ids)
-
-    def where(self, i: int) -> str:
-        """The constraints of line i, in the user's words."""
-        spec = self.lines[i]
-        parts = [f"{spec.hi} characters" if spec.lo == spec.hi else f"at most {spec.hi} characters"]
-        if spec.acrostic:
-            parts.append(f"beginning with {spec.acrostic!r}")
-        if spec.group is not None:
-            parts.append(f"rhyme letter {self.letters[spec.group]}")
-        return f"{self.unit} {i + 1} ({', '.join(parts)})"
-
-    def _check_prompt(self, prompt_line: list[int], vocab: Vocab) -> None:
-        if not prompt_line:
-            return
-        spec = self.lines[0]
-        text = "".join(vocab.decode(prompt_line))
-        if self.prompt_chars > spec.hi:
-            raise LyricgenError(
-                f"start_word's line {text!r} has {self.prompt_chars} characters, more than {self.where(0)}; "
-                "give a shorter start_word or a larger line_chars"
-            )
-        first = next((ch for ch in text if ch.isalnum()), "")
-        if spec.acrostic and first != spec.acrostic:
-            raise LyricgenError(
-                f"start_word {text!r} does not begin with the acrostic's first character {spec.acrostic!r}; "
-                "start with it or leave start_word empty"
-            )
-
-    def first_words(self, i: int) -> torch.Tensor:
-        spec, t = self.lines[i], self.tables
-        if spec.acrostic is None:
-            return t.word_ok
-        starts = t.starting_with(spec.acrostic)
-        if not bool(starts.any()):
-            raise LyricgenError(
-                f"acrostic character {spec.acrostic!r} of line {i + 1}: no word the model knows begins with it; "
-                "choose another character"
-            )
-        return starts
-
-    def _feasible_classes(self, i: int, prompt_line: list[int]) -> torch.Tensor:
-        """Rhyme classes (and the no-class column) that line i can end on, given its length and acrostic."""
-        spec, t = self.lines[i], self.tables
-        out = torch.zeros(t.none + 1, dtype=torch.bool, device=t.chars.device)
-        if i == 0 and prompt_line:
-            room = spec.hi - self.prompt_chars
-            if room == 0:
-                out[t.class_of(prompt_line[-1])] = self.prompt_chars >= spec.lo
-                return out
-            return t.class_min <= room
-        starts = self.first_words(i)
-        direct = starts & (t.chars >= spec.lo) & (t.chars <= spec.hi)
-        out[t.cls[direct]] = True
-        shorter = t.chars[starts & (t.chars < spec.hi)]
-        if len(shorter):
-            out |= int(shorter.min()) + t.class_min <= spec.hi
-        return out
-
-    def _group_classes(self, opts: DecodingOptions, vocab: Vocab) -> list[torch.Tensor]:
-        """For each rhyme letter, the classes every one of its lines can end on."""
-        t = self.tables
-        fixed = None
-        if opts.rhyme_with:
-            word = opts.rhyme_with
-            name = rhyme_class(word, t.rule)
-            if name is None:
-                raise LyricgenError(
-                    f"rhyme_with {word!r} does not end in a Chinese character with a rhyme class; "
-                    "give a word such as 光"
-                )
-            fixed = t.names.index(name)
-        groups = []
-        for g, letter in enumerate(self.letters):
-            lines = [i for i, s in enumerate(self.lines) if s.group == g]
-            ok = torch.ones(t.none + 1, dtype=torch.bool, device=t.chars.device)
-            ok[t.none] = False
-            for i in lines:
-                if fixed is not None and letter == "A" and not bool(self.feasible[i][fixed]):
-                    raise LyricgenError(
-                        f"{self.where(i)} cannot end in the {t.names[fixed]} class of rhyme_with={opts.rhyme_with!r}; "
-                        "change line_chars, acrostic or rhyme_with"
-                    )
-                ok &= self.feasible[i]
-            if fixed is not None and letter == "A":
-                ok = torch.zeros_like(ok)
-                ok[fixed] = True
-            if lines and not bool(ok.any()):
-                listed = ", ".join(str(i + 1) for i in lines)
-                raise LyricgenError(
-                    f"lines {listed} (rhyme letter {letter}) cannot all end in one rhyme class with these lengths and "
-                    f"acrostic characters ({self.where(lines[-1])}); change line_chars, acrostic or rhyme"
-                )
-            groups.append(ok)
-        return groups
-
-    def min_end(self, i: int) -> int:
-        """Characters of the shortest word that may end line i."""
-        spec = self.lines[i]
-        if spec.group is None:
-            return 1
-        return int(self.tables.class_min[self.group_classes[spec.group]].min())
-
-    def _plan_keywords(self, opts: DecodingOptions, vocab: Vocab) -> None:
-        """Each keyword goes to one line, spread over the lyrics, where it fits."""
-        words = opts.keyword_list()
-        n = len(self.lines)
-        for j, word in enumerate(words):
-            kid = vocab.stoi[word]
-            klen = int(self.tables.chars[kid])
-            if klen == 0:
-                raise LyricgenError(f"keyword {word!r} has no characters that count; give a word")
-            preferred = (j * n) // len(words)
-            for i in sorted(range(n), key=lambda i: (abs(i - preferred), i)):
-                spec = self.lines[i]
-                first = 0
-                if spec.acrostic and self.tables.first[kid] != spec.acrostic:
-                    first = int(self.tables.chars[self.first_words(i)].min())
-                used = sum(int(self.tables.chars[k]) for k in spec.keywords) + (self.prompt_chars if i == 0 else 0)
-                if used + first + klen + self.min_end(i) <= spec.hi:
-                    spec.keywords.append(kid)
-                    break
-            else:
-                raise LyricgenError(
-                    f"keyword {word!r} ({klen} characters) fits in no line with these line lengths and acrostic "
-                    f"characters (e.g. {self.where(preferred)}); allow longer lines or fewer keywords"
-                )
-
-
-def _select(hidden, index: torch.Tensor):
-    """Rows `index` of a hidden state (layers, batch, size), or of each part of an LSTM's pair."""
-    if isinstance(hidden, tuple):
-        return tuple(h.index_select(1, index) for h in hidden)
-    return hidden.index_select(1, index)
-
-
-def _assign(target, index: torch.Tensor, source, source_rows: torch.Tensor):
-    """target[:, index] = source[:, source_rows], for a hidden state or an LSTM's pair."""
-    if isinstance(target, tuple):
-        for t, s in zip(target, source):
-            t[:, index] = s[:, source_rows]
-    else:
-        target[:, index] = source[:, source_rows]
 
 
 class FormDecoder:
@@ -369,12 +108,12 @@ class FormDecoder:
                 )
                 done = todo[ok]
                 if len(done):
-                    _assign(hidden, done, rows_hidden, ok.nonzero().squeeze(1))
+                    assign_hidden(hidden, done, rows_hidden, ok.nonzero().squeeze(1))
                     logits[done] = rows_logits[ok]
                     if len(spec.end) > 1:  # what follows the sampled end (a clause's line break) is read in
                         after = torch.tensor(spec.end[1:], device=self.device).expand(len(done), -1)
-                        step_logits, step_hidden = self.net(after, _select(hidden, done))
-                        _assign(hidden, done, step_hidden, torch.arange(len(done), device=self.device))
+                        step_logits, step_hidden = self.net(after, select_hidden(hidden, done))
+                        assign_hidden(hidden, done, step_hidden, torch.arange(len(done), device=self.device))
                         logits[done] = step_logits[:, -1].float()
                     for k, s in enumerate(todo.tolist()):
                         if bool(ok[k]):
@@ -424,7 +163,7 @@ class FormDecoder:
         K = 1 if opts.strategy == "greedy" else opts.best_of
         R = len(samples)
         end = spec.end[0] if spec.end else t.newline  # the token that ends this line (or clause)
-        h = _select(hidden, samples)
+        h = select_hidden(hidden, samples)
         words = [w for w in start if w != t.space]
         ctx_len = max(self.n - 1, 1)
         ctx = torch.full((R, ctx_len), -1, dtype=torch.long, device=dev)
@@ -476,10 +215,10 @@ class FormDecoder:
             "no_end": fresh,
             "last_word": torch.full((R,), words[-1] if words else -1, dtype=torch.long, device=dev),
         }
-        final_h = _select(h, torch.arange(R, device=dev))
+        final_h = select_hidden(h, torch.arange(R, device=dev))
         start, branch_now = 0, False
         if R == 1 and K > 1 and not len(kw) and st["seen"] is None:  # the common case, in Python numbers
-            start, branch_now, h, final_h = self._unbranched(spec, st, table, h, final_h, words, end)
+            start, branch_now, h, final_h = unbranched_start(self, spec, st, table, h, final_h, words, end)
         for pos in range(start, st["tokens"].size(1)):
             active = ~st["finished"] & ~st["dead"]
             if not bool(active.any()):
@@ -521,7 +260,7 @@ class FormDecoder:
                 # the mask bites: this step is drawn again, by K copies of each row
                 rows = torch.arange(len(active), device=dev).repeat_interleave(K)
                 st = {k: None if v is None else v[rows] for k, v in st.items()}
-                h, final_h = _select(h, rows), _select(final_h, rows)
+                h, final_h = select_hidden(h, rows), select_hidden(final_h, rows)
                 allowed, active, step = allowed[rows], active[rows], step[rows]
                 per, branch_now = K, False
                 token, mass = pick_masked(step, allowed, opts, self.generator)
@@ -547,7 +286,7 @@ class FormDecoder:
             ended = active & (token == end)
             if bool(ended.any()):
                 rows = ended.nonzero().squeeze(1)
-                _assign(final_h, rows, h, rows)
+                assign_hidden(final_h, rows, h, rows)
                 st["final_logits"][rows] = st["logits"][rows]
             st["finished"] |= ended
         good = st["finished"] & ~st["dead"]
@@ -560,71 +299,13 @@ class FormDecoder:
         chosen_rows = torch.arange(R, device=dev) * per + best
         ok = good[chosen_rows]
         lines = [st["tokens"][r, : int(st["ntok"][r])].tolist() for r in chosen_rows.tolist()]
-        return lines, _select(final_h, chosen_rows), st["final_logits"][chosen_rows], st["last_cls"][chosen_rows], ok
-
-    def _unbranched(self, spec: LineSpec, st: dict, table: torch.Tensor, h, final_h, words: list[int], end: int):
-        """The start of one sample's line, before it branches, with its state in Python numbers: the same
-        draws as the tensor loop (which takes over where the mask bites), at a fraction of the overhead.
-
-        Returns the next position, whether the line must branch there, and the hidden states.
-        """
-        t, opts = self.t, self.opts
-        chars, classes = t.chars_list, t.cls_list
-        u, last_cls, last_word = int(st["u"][0]), int(st["last_cls"][0]), int(st["last_word"][0])
-        prev_space, m = False, int(st["m_row"][0])
-        cls_ok, no_end = st["cls_ok"][0], st["no_end"]
-        ctx = [w for w in st["ctx"][0].tolist() if w >= 0]
-        logits, tokens = st["logits"], []
-        log_mass = logp = torch.zeros(1, device=logits.device)  # float32 sums, as in the tensor loop
-        branch_now = finished = dead = False
-        for _ in range(st["tokens"].size(1)):
-            row = table[0, min(u, spec.hi)].clone()
-            free = not prev_space and u >= 1
-            if t.space >= 0:
-                row[t.space] = free and spec.hi - u >= m
-            ends = free and u >= spec.lo and bool(cls_ok[last_cls])
-            if ends and no_end is not None and last_word >= 0:
-                ends = not bool(no_end[0, last_word])
-            row[end] = ends
-            if self.n and len(ctx) >= self.n - 1:
-                blocked = self.ngrams.followers(ctx[len(ctx) - (self.n - 1) :])
-                if len(blocked):
-                    row[torch.from_numpy(np.asarray(blocked)).to(row.device)] = False
-            if not bool(row.any()):
-                dead = True
-                break
-            token, mass = pick_masked(logits, row[None], opts, self.generator)
-            if float(mass[0]) < LOG_BRANCH_MASS:
-                branch_now = True
-                break
-            tok = int(token[0])
-            log_mass = log_mass + mass
-            logp = logp + logits.log_softmax(dim=1)[:, tok]
-            tokens.append(tok)
-            if tok != end and tok != t.space:
-                u, last_cls, last_word = u + chars[tok], classes[tok], tok
-                ctx.append(tok)
-            prev_space = tok == t.space
-            out, h = self.net(token[:, None], h)
-            logits = out[:, 0].float()
-            if tok == end:
-                finished = True
-                final_h = _select(h, torch.zeros(1, dtype=torch.long, device=logits.device))
-                st["final_logits"][0] = logits[0]
-                break
-        n = len(tokens)
-        st["tokens"][0, :n] = torch.tensor(tokens, dtype=torch.long)
-        st["u"][0], st["last_cls"][0], st["last_word"][0] = u, last_cls, last_word
-        st["prev_space"][0], st["ntok"][0] = prev_space, n
-        st["log_mass"][0], st["logp"][0] = log_mass[0], logp[0]
-        st["finished"][0], st["dead"][0] = finished, dead
-        st["logits"] = logits
-        if self.n:
-            tail = ctx[len(ctx) - min(len(ctx), st["ctx"].size(1)) :]
-            st["ctx"][0] = -1
-            if tail:
-                st["ctx"][0, st["ctx"].size(1) - len(tail) :] = torch.tensor(tail)
-        return n, branch_now, h, final_h
+        return (
+            lines,
+            select_hidden(final_h, chosen_rows),
+            st["final_logits"][chosen_rows],
+            st["last_cls"][chosen_rows],
+            ok,
+        )
 
     def _word_table(
         self, spec: LineSpec, cls_ok: torch.Tensor, m_row: torch.Tensor, starts, no_end: torch.Tensor | None
