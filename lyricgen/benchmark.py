@@ -83,16 +83,16 @@ def batches(datamodule: LyricsDataModule, n: int) -> list:
 
 def time_plain(
     net: nn.Module, opt: torch.optim.Optimizer, data: Sequence, warmup: int, clip: float | None
-) -> tuple[float, list[float]]:
-    """Train `net` on `data` in a plain loop: the seconds of the steps after the first `warmup`, and every
-    step's loss."""
+) -> tuple[list[float], list[float]]:
+    """Train `net` on `data` in a plain loop: the seconds of each step after the first `warmup` (from one
+    step's start to the next's, as `StepTimer` times Lightning's), and every step's loss."""
     if not 0 <= warmup < len(data):
         raise ValueError(f"warmup {warmup} must leave at least one of the {len(data)} batches to time")
-    losses = []
+    losses, marks = [], []
     net.train()
     for i, (x, y) in enumerate(data):
-        if i == warmup:
-            start = time.perf_counter()
+        if i >= warmup:
+            marks.append(time.perf_counter())
         logits = net(x)
         loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100)
         opt.zero_grad(set_to_none=True)
@@ -101,29 +101,34 @@ def time_plain(
             nn.utils.clip_grad_norm_(net.parameters(), clip)
         opt.step()
         losses.append(loss.detach())
-    seconds = time.perf_counter() - start
-    return seconds, [float(x) for x in losses]
+    marks.append(time.perf_counter())
+    return [b - a for a, b in zip(marks, marks[1:])], [float(x) for x in losses]
 
 
 class StepTimer(L.Callback):
-    """Wall time from the start of step `warmup` to the end of training."""
+    """The wall time of each step from step `warmup` on: from one step's start to the next's (the last to the
+    end of training), so that Lightning's work between steps (hooks, logging) is in it."""
 
     def __init__(self, warmup: int):
-        self.warmup, self.start, self.end = warmup, 0.0, 0.0
+        self.warmup, self.marks = warmup, []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if trainer.global_step == self.warmup:
-            self.start = time.perf_counter()
+        if trainer.global_step >= self.warmup:
+            self.marks.append(time.perf_counter())
 
     def on_train_end(self, trainer, pl_module):
-        self.end = time.perf_counter()
+        self.marks.append(time.perf_counter())
+
+    @property
+    def steps(self) -> list[float]:
+        return [b - a for a, b in zip(self.marks, self.marks[1:])]
 
 
 def time_lightning(
     model: LyricsLM, data: Sequence, warmup: int, log_dir: str, clip: float | None, log_every_n_steps: int
-) -> float:
+) -> list[float]:
     """Train `model` on `data` with Lightning's Trainer on the CPU, the project's module with its TensorBoard
-    logging (no progress bar, no checkpoints): the seconds of the steps after the first `warmup`."""
+    logging (no progress bar, no checkpoints): the seconds of each step after the first `warmup`."""
     if not 0 <= warmup < len(data):
         raise ValueError(f"warmup {warmup} must leave at least one of the {len(data)} batches to time")
     timer = StepTimer(warmup)
@@ -143,7 +148,7 @@ def time_lightning(
     )
     loader = torch.utils.data.DataLoader(data, batch_size=None)  # the same batches, in the same order
     trainer.fit(model, train_dataloaders=loader)
-    return timer.end - timer.start
+    return timer.steps
 
 
 def spread(values: Sequence[float]) -> tuple[float, float, float]:
@@ -153,11 +158,23 @@ def spread(values: Sequence[float]) -> tuple[float, float, float]:
 
 @dataclass
 class TrainingRounds:
-    """The timings of alternating rounds of the two training loops over the same `tokens` timed tokens."""
+    """The step times of alternating rounds of the two training loops, over the same `tokens` timed tokens a
+    round. A step's time is the code's plus whatever else the machine did then; the median step of all rounds
+    keeps the first and drops most of the second (a busy moment slows a few steps, not the median), so the
+    ratio of the two loops' median steps stands for the code (`ratio`), and each round's own ratio shows how
+    much a single round would have wandered (`ratios`)."""
 
     tokens: int
-    plain_s: list[float] = field(default_factory=list)
-    lightning_s: list[float] = field(default_factory=list)
+    plain_steps: list[list[float]] = field(default_factory=list)
+    lightning_steps: list[list[float]] = field(default_factory=list)
+
+    @property
+    def plain_s(self) -> list[float]:
+        return [sum(r) for r in self.plain_steps]
+
+    @property
+    def lightning_s(self) -> list[float]:
+        return [sum(r) for r in self.lightning_steps]
 
     @property
     def plain_tps(self) -> list[float]:
@@ -168,9 +185,15 @@ class TrainingRounds:
         return [self.tokens / s for s in self.lightning_s]
 
     @property
+    def ratio(self) -> float:
+        """Lightning's speed over the plain loop's: the plain loop's median step over Lightning's, all rounds."""
+        plain = statistics.median(t for r in self.plain_steps for t in r)
+        return plain / statistics.median(t for r in self.lightning_steps for t in r)
+
+    @property
     def ratios(self) -> list[float]:
-        """Lightning's tokens/s over the plain loop's, round by round."""
-        return [p / q for p, q in zip(self.plain_s, self.lightning_s)]
+        """The same ratio within each round (its median steps)."""
+        return [statistics.median(p) / statistics.median(q) for p, q in zip(self.plain_steps, self.lightning_steps)]
 
 
 def time_training(
@@ -192,9 +215,9 @@ def time_training(
             model = make_model()
             gc.collect()  # not inside the timed steps
             if side == "plain":
-                result.plain_s.append(time_plain(*plain_like(model), data, warmup, clip)[0])
+                result.plain_steps.append(time_plain(*plain_like(model), data, warmup, clip)[0])
             else:
-                result.lightning_s.append(time_lightning(model, data, warmup, log_dir, clip, log_every_n_steps))
+                result.lightning_steps.append(time_lightning(model, data, warmup, log_dir, clip, log_every_n_steps))
                 trained = model
     return result, trained
 
@@ -202,7 +225,7 @@ def time_training(
 def training_rows(result: TrainingRounds) -> list[Row]:
     rounds = len(result.ratios)
     plain, light = result.plain_tps, result.lightning_tps
-    ratio, low, high = spread(result.ratios)
+    _, low, high = spread(result.ratios)
     return [
         (f"training, plain PyTorch loop (best of {rounds})", f"{max(plain):,.0f} tokens/s"),
         (
@@ -213,7 +236,10 @@ def training_rows(result: TrainingRounds) -> list[Row]:
             "training tokens/s, all rounds (plain, Lightning)",
             f"rounds {min(plain):,.0f}-{max(plain):,.0f} and {min(light):,.0f}-{max(light):,.0f}",
         ),
-        ("ratio Lightning / plain", f"{ratio:.3f} (median of {rounds} rounds side by side; {low:.3f}-{high:.3f})"),
+        (
+            "ratio Lightning / plain",
+            f"{result.ratio:.3f} (median steps of {rounds} rounds side by side; rounds {low:.3f}-{high:.3f})",
+        ),
     ]
 
 
@@ -549,7 +575,7 @@ def benchmark(
     warmup: int = 20,
     rounds: int = 5,
     gen_tokens: int = 2000,
-    gen_rounds: int = 15,
+    gen_rounds: int = 40,
     threads: int | None = None,
     ckpt: str | None = None,
     scale: int = 0,

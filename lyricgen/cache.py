@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from lyricgen.rnnlm import RNNLM
 
@@ -46,12 +47,14 @@ class StreamScores:
 
 
 @torch.no_grad()
-def read_stream(net: RNNLM, ids: torch.Tensor, chunk: int = 256) -> StreamScores:
-    """Run `net` over `ids` in order, carrying the hidden state across chunks of `chunk` tokens."""
+def read_stream(net: RNNLM, ids: torch.Tensor, chunk: int = 256, progress: str | None = None) -> StreamScores:
+    """Run `net` over `ids` in order, carrying the hidden state across chunks of `chunk` tokens; with
+    `progress`, a progress bar of that name (in tokens)."""
     was_training = net.training
     net.eval()
     device = next(net.parameters()).device
     hidden, probs, outs = None, [], []
+    bar = tqdm(total=max(0, ids.numel() - 1), desc=progress, unit="tok", leave=False, disable=progress is None)
     try:
         for start in range(0, ids.numel() - 1, chunk):
             x = ids[start : min(start + chunk, ids.numel() - 1)].to(device)[None]
@@ -59,7 +62,9 @@ def read_stream(net: RNNLM, ids: torch.Tensor, chunk: int = 256) -> StreamScores
             logits, hidden, (raw, _) = net(x, hidden, return_outputs=True)
             probs.append(F.log_softmax(logits[0].float(), -1).gather(1, y[:, None])[:, 0].exp().cpu())
             outs.append(raw[0].float().cpu())
+            bar.update(x.size(1))
     finally:
+        bar.close()
         net.train(was_training)
     return StreamScores(torch.cat(probs), torch.cat(outs), ids[1:].clone())
 
@@ -88,11 +93,14 @@ def mixed_nll(scores: StreamScores, p_cache: torch.Tensor, lam: float) -> float:
     return float(-p.clamp_min(1e-30).log().mean())
 
 
-def tune(scores: StreamScores, windows, thetas, lams) -> tuple[CacheSettings, float]:
+def tune(scores: StreamScores, windows, thetas, lams, progress: bool = False) -> tuple[CacheSettings, float]:
     """The settings with the lowest mean NLL on `scores` (the validation split), and that NLL.
-    `lam = 0` is always a candidate, so the cache is never worse on the split it was tuned on."""
+    `lam = 0` is always a candidate, so the cache is never worse on the split it was tuned on. With
+    `progress`, a progress bar over the (window, theta) pairs."""
     best = (CacheSettings(0, 0.0, 0.0), mixed_nll(scores, torch.zeros_like(scores.target_prob), 0.0))
-    for window, theta in itertools.product(windows, thetas):
+    grid = itertools.product(windows, thetas)
+    total = len(windows) * len(thetas)
+    for window, theta in tqdm(grid, total=total, desc="Cache grid (val)", leave=False, disable=not progress):
         p_cache = cache_probs(scores, int(window), float(theta))
         for lam in lams:
             nll = mixed_nll(scores, p_cache, float(lam))
@@ -110,11 +118,13 @@ def cache_evaluation(
     thetas,
     lams,
     max_tokens: int | None = None,
+    progress: bool = False,
 ) -> dict[str, float]:
     """Tune the cache on `val_ids`, score `test_ids` once with it. Returns `val/…_cache`, `test/…_cache`
     (loss, ppl, bpc), the continuous-stream figures without the cache (`…_stream`) and the settings.
     `max_tokens`: each split is read up to its first `max_tokens` tokens (a big corpus's grid stays bounded;
-    the figures are then of that part, said in the log)."""
+    the figures are then of that part, said in the log). `progress`: a progress bar for each stream and the
+    grid."""
     if max_tokens is not None:
         for name, ids in (("val", val_ids), ("test", test_ids)):
             if ids is not None and ids.numel() > max_tokens:
@@ -126,12 +136,12 @@ def cache_evaluation(
                 )
         val_ids = val_ids[:max_tokens]
         test_ids = test_ids[:max_tokens] if test_ids is not None else None
-    val = read_stream(net, val_ids)
-    settings, val_nll = tune(val, windows, thetas, lams)
+    val = read_stream(net, val_ids, progress="Stream (val)" if progress else None)
+    settings, val_nll = tune(val, windows, thetas, lams, progress)
     result = {"cache/window": settings.window, "cache/theta": settings.theta, "cache/lambda": settings.lam}
     splits = [("val", val, val_nll)]
     if test_ids is not None and test_ids.numel() > 1:
-        test = read_stream(net, test_ids)
+        test = read_stream(net, test_ids, progress="Stream (test)" if progress else None)
         p_cache = (
             cache_probs(test, settings.window, settings.theta) if settings.lam else torch.zeros(test.targets.numel())
         )

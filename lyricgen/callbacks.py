@@ -108,6 +108,7 @@ class LyricsMetrics(L.Callback):
             generator = LyricsGenerator.from_model(pl_module)
         from lyricgen.evaluation import sample_metrics, training_lines
 
+        log.info("Lyric metrics: sampling %d lyrics (callbacks.lyrics_metrics=null: off)", self.opts.num_samples)
         start = time.perf_counter()
         with torch.random.fork_rng(devices=[]):
             self.metrics = sample_metrics(generator, training_lines(datamodule), self.opts, seed=self.seed)

@@ -126,15 +126,29 @@ def tune_table(result: dict[str, float]) -> str:
 
 
 def cache_figures(
-    model: LyricsLM, datamodule: LyricsDataModule, windows=(), thetas=(), lambdas=(), max_tokens=None
+    model: LyricsLM,
+    datamodule: LyricsDataModule,
+    windows=(),
+    thetas=(),
+    lambdas=(),
+    max_tokens=None,
+    progress: bool = False,
 ) -> dict[str, float]:
     """The continuous-cache figures of `model` (`lyricgen.cache`): settings tuned on val, test scored once;
-    empty when no cache settings are given."""
+    empty when no cache settings are given. `progress`: progress bars of the streams and the grid."""
     if not (windows and thetas and lambdas):
         return {}
     test_ids = datamodule.test_ids if datamodule.test_fraction > 0 else None
     return cache_evaluation(
-        model.net, datamodule.val_ids, test_ids, datamodule.chars_per_token, windows, thetas, lambdas, max_tokens
+        model.net,
+        datamodule.val_ids,
+        test_ids,
+        datamodule.chars_per_token,
+        windows,
+        thetas,
+        lambdas,
+        max_tokens,
+        progress,
     )
 
 
@@ -220,7 +234,9 @@ def test_best_checkpoint(
     result.update({f"unk_share_{stage}": share for stage, share in datamodule.unk_share.items()})
     # trainer.test loaded the best weights into `model`: the cache reads the same network
     start = time.perf_counter()
-    result.update({k.replace("/", "_"): v for k, v in cache_figures(model, datamodule, **(cache or {})).items()})
+    bars = trainer.progress_bar_callback is not None and trainer.is_global_zero  # as the test pass's bar
+    figures = cache_figures(model, datamodule, **(cache or {}), progress=bars)
+    result.update({k.replace("/", "_"): v for k, v in figures.items()})
     result["phase_stream_cache_s"] = round(time.perf_counter() - start, 2)  # one-stream scoring and the cache grid
     return result
 

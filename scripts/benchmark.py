@@ -7,9 +7,11 @@
 
 Both training loops run in this process, on the same batches of the real corpus, with the same
 model sizes, optimiser and gradient clipping, after the same warm-up, over the same number of steps,
-in alternating rounds (plain, Lightning; then Lightning, plain; ...). The ratios Lightning / plain and
-sampling / greedy are the median of the rounds' ratios, with their spread. Anything after `--` is a
-Hydra override of conf/train.yaml, so the benchmark measures what `scripts/train.py` trains.
+in alternating rounds (plain, Lightning; then Lightning, plain; ...). Lightning / plain is the ratio of the
+two loops' median step times over all rounds (a busy moment of the machine slows a few steps, not the
+median), with each round's own ratio beside it; sampling / greedy is the median of 40 rounds' ratios.
+Anything after `--` is a Hydra override of conf/train.yaml, so the benchmark measures what
+`scripts/train.py` trains.
 
 Data at scale (`--scale N`, default 100): the Jay Chou corpus repeated N times in one text file. Each
 measure runs in a fresh process, as a user's run would: a plain single-process `jieba.lcut` loop over its
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5, help="alternating timings of each loop")
     parser.add_argument("--gen-tokens", type=int, default=2000)
-    parser.add_argument("--gen-rounds", type=int, default=15, help="alternating timings of each decoding setting")
+    parser.add_argument("--gen-rounds", type=int, default=40, help="alternating timings of each decoding setting")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument(
         "--ckpt", default=None, help="measure generation with this trained checkpoint (default: the model trained here)"

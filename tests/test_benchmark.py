@@ -66,8 +66,8 @@ def test_plain_baseline_trains(tiny):
     cfg, dm = tiny
     data = batches(dm, 40)
     assert len(data) == 40 and all(x.shape == (2, 32) for x, _ in data)
-    seconds, losses = time_plain(*plain_like(make_model(cfg, dm)), data, warmup=5, clip=0.5)
-    assert seconds > 0 and len(losses) == 40
+    steps, losses = time_plain(*plain_like(make_model(cfg, dm)), data, warmup=5, clip=0.5)
+    assert len(steps) == 35 and all(t > 0 for t in steps) and len(losses) == 40
     assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5  # it learns the four lines
 
 
@@ -78,14 +78,20 @@ def test_training_rounds_alternate_and_give_one_ratio_a_round(tiny, tmp_path):
     timed = data[2:]  # after the warm-up; the shuffled loader's short last chunk pads some rows with -100
     assert 0 < result.tokens == sum(int((y != -100).sum()) for _, y in timed) <= 4 * 2 * 32  # their real targets
     assert len(result.plain_s) == len(result.lightning_s) == len(result.ratios) == 2
+    assert [len(r) for r in result.plain_steps + result.lightning_steps] == [4] * 4  # each timed step, each round
+    assert all(t > 0 for r in result.plain_steps + result.lightning_steps for t in r)
+    assert result.plain_s[0] == pytest.approx(sum(result.plain_steps[0]))
     assert all(math.isfinite(r) and r > 0 for r in result.ratios + result.plain_tps + result.lightning_tps)
+    steps = sorted(t for r in result.plain_steps for t in r), sorted(t for r in result.lightning_steps for t in r)
+    assert result.ratio == pytest.approx(((steps[0][3] + steps[0][4]) / 2) / ((steps[1][3] + steps[1][4]) / 2))
     assert model.trainer.global_step == 6  # the model of the last Lightning round, trained
     rows = dict(training_rows(result))
     ratio = re.fullmatch(
-        r"([\d.]+) \(median of 2 rounds side by side; ([\d.]+)-([\d.]+)\)", rows["ratio Lightning / plain"]
+        r"([\d.]+) \(median steps of 2 rounds side by side; rounds ([\d.]+)-([\d.]+)\)",
+        rows["ratio Lightning / plain"],
     )
-    low, median, high = float(ratio[2]), float(ratio[1]), float(ratio[3])
-    assert 0 < low <= median <= high
+    assert float(ratio[1]) == pytest.approx(result.ratio, abs=5e-4)  # all rounds' median steps
+    assert 0 < float(ratio[2]) <= float(ratio[3])  # the rounds' own ratios, smallest to largest
     assert f"{max(result.plain_tps):,.0f} tokens/s" == rows["training, plain PyTorch loop (best of 2)"]
 
 

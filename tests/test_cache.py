@@ -90,3 +90,18 @@ def test_max_tokens_reads_only_the_first_tokens_of_each_split():
     bounded = cache_evaluation(net, val, test, *args, max_tokens=100)
     assert bounded == pytest.approx(cache_evaluation(net, val[:100], test[:100], *args))
     assert bounded != pytest.approx(cache_evaluation(net, val, test, *args))
+
+
+def test_progress_bars_show_each_stream_and_the_grid_and_change_no_figure(capsys):
+    torch.manual_seed(0)
+    net = RNNLM(NetSettings(30, "rnn", 8, 16)).eval()
+    val, test = torch.randint(0, 30, (600,)), torch.randint(0, 30, (500,))
+    args = ({"val": 2.0, "test": 2.0}, [20, 40], [0.5, 1.0], [0.1, 0.3])
+    quiet = cache_evaluation(net, val, test, *args)
+    assert capsys.readouterr().err == ""
+    shown = cache_evaluation(net, val, test, *args, progress=True)
+    err = capsys.readouterr().err
+    # each bar with its total (tokens, then the (window, theta) pairs); leave=False clears them when done
+    assert "Stream (val):" in err and "/599 " in err and "Stream (test):" in err and "/499 " in err
+    assert "Cache grid (val):" in err and "/4 " in err
+    assert shown == quiet
