@@ -338,6 +338,17 @@ def check_run_data_config(data: DictConfig, path: str | Path) -> DictConfig:
     return data
 
 
+def run_data_config(ckpt_path: str | Path) -> tuple[DictConfig | None, Path]:
+    """The data settings saved by the checkpoint's training run, checked by `check_run_data_config`, and the
+    file they come from (`<run>/.hydra/config.yaml`); None when that run has no such file."""
+    from lyricgen.checkpoint import run_dir_of
+
+    path = run_dir_of(ckpt_path) / ".hydra" / "config.yaml"
+    if not path.is_file():
+        return None, path
+    return check_run_data_config(OmegaConf.load(path).data, path), path
+
+
 def _foreign_targets(node) -> list[str]:
     """The `_target_`s of a (nested) config that are not lyricgen classes."""
     if isinstance(node, dict):

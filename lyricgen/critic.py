@@ -166,17 +166,15 @@ def training_lines_of_run(ckpt_path: str | Path) -> list[list[str]] | None:
     """The training split's lines (words) of the checkpoint's run, read with the run's data settings,
     or None when its config or corpus is not at hand (then copies are found without their place)."""
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
-    from lyricgen.checkpoint import run_dir_of
-    from lyricgen.config import check_run_data_config
+    from lyricgen.config import run_data_config
     from lyricgen.data.ngrams import word_lines
 
-    run_config = run_dir_of(ckpt_path) / ".hydra" / "config.yaml"
-    if not run_config.is_file():
-        return None
     try:
-        datamodule = instantiate(check_run_data_config(OmegaConf.load(run_config).data, run_config))
+        data_cfg, _ = run_data_config(ckpt_path)
+        if data_cfg is None:
+            return None
+        datamodule = instantiate(data_cfg)
         datamodule.setup("fit")
     except (LyricgenError, OSError) as e:
         log.warning("training text not read (%s); copies are reported without their place", e)

@@ -20,8 +20,8 @@ from lyricgen.cli import quiet_libraries, quote_non_ascii, user_errors
 def main(cfg: DictConfig) -> None:
     quiet_libraries(lightning_info=False)
     with user_errors():
-        from lyricgen.checkpoint import find_checkpoint, run_dir_of
-        from lyricgen.config import check_config, check_run_data_config
+        from lyricgen.checkpoint import find_checkpoint
+        from lyricgen.config import check_config, run_data_config
         from lyricgen.decoding import DecodingOptions
         from lyricgen.evaluation import CORPUS, TUNES, evaluate_checkpoint, tune_table
 
@@ -30,15 +30,14 @@ def main(cfg: DictConfig) -> None:
         check_config(cfg, "evaluate")
         opts = DecodingOptions.from_mapping(cfg)
         ckpt_path = Path(cfg.ckpt_path or find_checkpoint(cfg.runs_dir))
-        run_config = run_dir_of(ckpt_path) / ".hydra" / "config.yaml"
-        data_cfg = OmegaConf.load(run_config) if run_config.is_file() else cfg
+        saved, run_config = run_data_config(ckpt_path)  # the run's data settings, else conf/data's
         print(
-            f"checkpoint: {ckpt_path}\ndata settings: {run_config if run_config.is_file() else 'conf/data'}",
+            f"checkpoint: {ckpt_path}\ndata settings: {run_config if saved is not None else 'conf/data'}",
             file=sys.stderr,
         )
         result = evaluate_checkpoint(
             str(ckpt_path),
-            instantiate(check_run_data_config(data_cfg.data, run_config) if run_config.is_file() else data_cfg.data),
+            instantiate(saved if saved is not None else cfg.data),
             opts,
             str(cfg.start_word or ""),
             cfg.seed,
