@@ -118,10 +118,12 @@ def allowed(f: dataclasses.Field, hint: Any) -> str:
         lo = next(((k, m[k]) for k in ("ge", "gt") if m.get(k) is not None), None)
         hi = next(((k, m[k]) for k in ("le", "lt") if m.get(k) is not None), None)
         if lo and hi:
-            text += f" in {'[' if lo[0] == 'ge' else '('}{lo[1]:g}, {hi[1]:g}{']' if hi[0] == 'le' else ')'}"
+            text += (
+                f" in {'[' if lo[0] == 'ge' else '('}{_bound(lo[1])}, {_bound(hi[1])}{']' if hi[0] == 'le' else ')'}"
+            )
         elif lo or hi:
             k, v = lo or hi
-            text += f" {_SYMBOL[k]} {v:g}"
+            text += f" {_SYMBOL[k]} {_bound(v)}"
     if type(None) in _members(hint):
         text += ", or null"
     if m.get("note"):
@@ -191,3 +193,8 @@ def check(values: Mapping, schema: type, prefix: str = "") -> None:
 def field_values(obj: Any) -> dict:
     """A dataclass instance's fields as a flat dict (nested values kept as they are)."""
     return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+
+
+def _bound(value: float) -> str:
+    """A range's end as written: whole numbers exactly (2**32 - 1 is 4294967295, not 4.29497e+09)."""
+    return str(value) if isinstance(value, int) else f"{value:g}"

@@ -229,7 +229,9 @@ def test_values_out_of_range_are_refused_with_the_range(tmp_path, tiny_corpus):
     assert_user_error(gen(tmp_path, "temperature=-1"), "temperature=-1 is out of range", "a number > 0")
     assert_user_error(gen(tmp_path, f"seed={2**70}"), f"seed={2**70} is out of range", "64 bits")
     assert_user_error(gen(tmp_path, "seed=-1"), "seed=-1 is out of range")
-    assert_user_error(train(tmp_path, tiny_corpus, f"seed={2**40}"), f"seed={2**40} is out of range", "32 bits")
+    assert_user_error(
+        train(tmp_path, tiny_corpus, f"seed={2**40}"), f"seed={2**40} is out of range", "in [0, 4294967295]", "32 bits"
+    )
     assert_user_error(
         train(tmp_path, tiny_corpus, "trainer.max_epochs=-3"),
         "trainer.max_epochs=-3 is out of range",
