@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -65,15 +66,12 @@ def train(cfg: DictConfig) -> dict:
     datamodule.prepare_data()
     datamodule.setup("fit")  # the vocabulary size is needed to build the model
     vocab = datamodule.vocab
-    if model_options.get("softmax") == "adaptive" and model_options.get("cutoffs") is None and not cfg.get("ckpt_path"):
-        coverage = NetSettings.from_hparams({**model_options, "vocab_size": len(vocab)}).coverage  # or its default
-        model_options["cutoffs"] = frequency_cutoffs(datamodule.train_ids, len(vocab), coverage)
-        log.info(
-            "Adaptive softmax: cutoffs %s, where %s of the training tokens end", model_options["cutoffs"], coverage
-        )
-    with open_dict(cfg):  # the hyperparameters, the logs and the checkpoint hold the cutoffs the model has
-        cfg.model.cutoffs = model_options.get("cutoffs")
     net = NetSettings.from_hparams({**model_options, "vocab_size": len(vocab)})
+    if net.softmax == "adaptive" and net.cutoffs is None and not cfg.get("ckpt_path"):
+        net = dataclasses.replace(net, cutoffs=frequency_cutoffs(datamodule.train_ids, len(vocab), net.coverage))
+        log.info("Adaptive softmax: cutoffs %s, where %s of the training tokens end", net.cutoffs, net.coverage)
+    with open_dict(cfg):  # the hyperparameters, the logs and the checkpoint hold the cutoffs the model has
+        cfg.model.cutoffs = net.cutoffs
     check_training_fits(net, datamodule.batch_size, datamodule.seq_len, training_device(cfg.trainer.accelerator))
     ngrams = datamodule.training_ngrams(cfg.get("no_copy_max_n", 8))  # for no_copy
     templates = mine_templates(datamodule.songs("train"))  # tune templates of a corpus of ci (else none)
