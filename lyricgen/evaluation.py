@@ -229,6 +229,7 @@ def test_best_checkpoint(
     (scores,) = trainer.test(model, datamodule=datamodule, ckpt_path="best" if best else None, verbose=False)
     result = {k.replace("/", "_"): float(v) for k, v in scores.items() if k.startswith("test/")}
     result["phase_test_s"] = round(time.perf_counter() - start, 2)
+    result["test_tokens"] = len(datamodule.test_ids) - 1  # predicted: the split's first token never is
     if best and ckpt.best_model_score is not None and "val" in datamodule.chars_per_token:
         result["best_val_bpc"] = math.log2(float(ckpt.best_model_score)) / datamodule.chars_per_token["val"]
     result.update({f"unk_share_{stage}": share for stage, share in datamodule.unk_share.items()})

@@ -62,6 +62,41 @@ def test_folder_corpus_splits_by_whole_songs(tmp_path):
     assert len(songs["train"]) + len(songs["val"]) + len(songs["test"]) == 60  # no line lost or shared
 
 
+def test_test_max_tokens_keeps_the_first_whole_lines_of_a_big_test_block(tmp_path, caplog):
+    lines = [f"第{i}行 歌词" for i in range(30)] + [f"考{i} 试" for i in range(10)]
+    path = tmp_path / "c.txt"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    whole = make(path, tmp_path, val_fraction=0.25, test_fraction=0.25)
+    assert "".join(whole.tokens("test")).split(NEWLINE)[:-1] == lines[30:]  # no bound: the whole block
+    per_line = len(whole.test_ids) // 10  # each test line "考i 试\n" is the same number of tokens
+    with caplog.at_level("INFO", logger="lyricgen.data.datamodule"):
+        cut = make(path, tmp_path, val_fraction=0.25, test_fraction=0.25, test_max_tokens=3 * per_line + 1)
+    assert "".join(cut.tokens("test")).split(NEWLINE)[:-1] == lines[30:33]  # its first whole lines that fit
+    assert len(cut.test_ids) == 3 * per_line and torch.equal(cut.test_ids, whole.test_ids[: 3 * per_line])
+    assert cut.lines["test"] == (30, 33) and cut.chars_per_token["test"] == whole.chars_per_token["test"]
+    assert "first 3 of 10 lines" in caplog.text and "data.test_max_tokens" in caplog.text
+    assert torch.equal(cut.val_ids, whole.val_ids) and torch.equal(cut.train_ids, whole.train_ids)
+    one = make(path, tmp_path, val_fraction=0.25, test_fraction=0.25, test_max_tokens=per_line - 1, seq_len=3)
+    assert "".join(one.tokens("test")).split(NEWLINE)[:-1] == lines[30:31]  # never less than one line
+    with pytest.raises(LyricgenError, match=r"data.test_max_tokens=5 leaves .* less than one chunk"):
+        make(path, tmp_path, val_fraction=0.25, test_fraction=0.25, test_max_tokens=5)  # seq_len 5
+    (scores,) = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False).test(
+        LyricsLM(vocab_size=len(cut.vocab), emb_dim=8, hidden_size=8), datamodule=cut, verbose=False
+    )
+    assert math.isfinite(scores["test/ppl"])  # the cut block is what the test pass reads
+
+
+def test_test_max_tokens_cuts_a_folder_after_whole_songs(tmp_path):
+    for i in range(10):
+        (tmp_path / f"song{i}.txt").write_text("\n".join(f"歌{i} 第{j}句" for j in range(6)), encoding="utf-8")
+    whole = make(tmp_path, tmp_path, val_fraction=0.2, test_fraction=0.4)
+    song = len(whole.test_ids) // 4  # the test block is songs 6 to 9, each as many tokens
+    cut = make(tmp_path, tmp_path, val_fraction=0.2, test_fraction=0.4, test_max_tokens=2 * song + song // 2)
+    firsts = [line.split()[0] for line in "".join(cut.tokens("test")).split(NEWLINE)[:-1]]
+    assert firsts == ["歌6"] * 6 + ["歌7"] * 6  # two whole songs, not half of the third
+    assert [song[0].split()[0] for song in cut.songs("test", first_line="")] == ["歌6", "歌7"]
+
+
 def test_chars_per_token_counts_spaces_and_line_breaks(tmp_path):
     lines = [f"第{i}行 歌词" for i in range(18)] + ["天空 很蓝", "我 爱 你"]
     path = tmp_path / "c.txt"

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from lyricgen.decoding import DecodingOptions
 from lyricgen.evaluation import evaluate_checkpoint
-from tests.conftest import best_checkpoint, run_script
+from tests.conftest import best_checkpoint, run_script, tiny_overrides, train_in_process
 
 # Greedy decoding from 星星 recites the four learnt lines; 8 lines are the four twice.
 GREEDY = DecodingOptions(strategy="greedy", num_samples=3, lines=8, length=400)
@@ -62,3 +62,18 @@ def test_script_refuses_bad_values_in_one_line(tmp_path):
     assert out.stderr.strip().splitlines() == [
         "error: num_samples='abc' is not an integer; num_samples takes an integer >= 1; e.g. num_samples=1"
     ]
+
+
+def test_a_bounded_test_split_is_the_one_training_and_evaluate_read(tmp_path, tiny_corpus):
+    """data.test_max_tokens cuts the test block; results.json says how many tokens were scored, and
+    evaluate.py, which takes the run's data settings, scores the same lines to the same figure."""
+    run = tmp_path / "run"
+    extra = ("data.test_max_tokens=40", "trainer.max_epochs=2", "callbacks.lyrics_metrics=null", "cache=none")
+    trained = train_in_process(tiny_overrides(tiny_corpus, tmp_path, *extra), run)
+    data = instantiate(OmegaConf.load(run / ".hydra" / "config.yaml").data)
+    result = evaluate_checkpoint(str(best_checkpoint(run)), data, GREEDY, "星星", 0, "cpu", None)
+    whole = instantiate(OmegaConf.load(run / ".hydra" / "config.yaml").data, test_max_tokens=None)
+    whole.prepare_data()
+    whole.setup("fit")
+    assert trained["test_tokens"] == len(data.test_ids) - 1 <= 40 < len(whole.test_ids) - 1
+    assert result["test/ppl"] == pytest.approx(trained["test_ppl"], rel=1e-4)

@@ -55,6 +55,19 @@ def split_lines(song_lines, val_fraction: float, test_fraction: float = 0.0) -> 
     return total - n_test - n_val, total - n_test
 
 
+def bounded_stop(corpus: TokenizedCorpus, start: int, max_tokens: int | None) -> int:
+    """The line where a held-out block that begins at line `start` and runs to the end stops when it may
+    hold at most `max_tokens` tokens: after its last whole song that fits (a folder of songs) or its last
+    line that fits (one text), and never before its first song or line; the corpus's end when None."""
+    if max_tokens is None:
+        return corpus.n_lines
+    ends = np.cumsum(corpus.song_lines) if len(corpus.song_lines) > 1 else np.arange(1, corpus.n_lines + 1)
+    ends = ends[ends > start]  # the lines after which the block may stop
+    limit = corpus.line_offset(start) + max_tokens
+    fits = ends[corpus.line_ends[ends - 1] <= limit]
+    return int(fits[-1]) if len(fits) else int(ends[0])
+
+
 @dataclass
 class DataOptions:
     """The options of `LyricsDataModule` (the `data` config group), with their types and ranges."""
@@ -72,6 +85,7 @@ class DataOptions:
     batch_size: int = option(32, ge=1)
     val_fraction: float = option(0.1, gt=0, lt=1)
     test_fraction: float = option(0.1, ge=0, lt=1)
+    test_max_tokens: int | None = option(None, ge=1)
     train_on_val: bool = option(False)
     min_freq: int = option(2, ge=1)
     max_vocab: int | None = option(None, ge=1)
@@ -101,6 +115,9 @@ class LyricsDataModule(L.LightningDataModule):
             when it generates (a character model needs dozens of characters to warm up).
         val_fraction: share of the lines held out for validation (the block before the test split).
         test_fraction: share of the lines (from the end) held out for the final test.
+        test_max_tokens: a big test split is cut to its first lines (whole songs for a folder of songs)
+            that hold at most this many tokens, so that its pass takes bounded time; the rest of the block
+            is not used (None: the whole block).
         train_on_val: train on the validation lines too (train = every line before the test split), for a
             final run of settings already tuned on val, as nanoGPT trains on all but its last 10%. The
             validation lines are then not held out: `scripts/train.py` runs no validation and tests the
@@ -132,6 +149,7 @@ class LyricsDataModule(L.LightningDataModule):
         batch_size: int = 32,
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
+        test_max_tokens: int | None = None,
         train_on_val: bool = False,
         min_freq: int = 2,
         max_vocab: int | None = None,
@@ -150,12 +168,18 @@ class LyricsDataModule(L.LightningDataModule):
                 f"data.val_fraction + data.test_fraction must be below 1 to leave lines for training, "
                 f"got {val_fraction} + {test_fraction}; e.g. data.val_fraction=0.1 data.test_fraction=0.1"
             )
+        if test_max_tokens is not None and test_max_tokens <= seq_len:
+            raise LyricgenError(
+                f"data.test_max_tokens={test_max_tokens} leaves the test split less than one chunk of "
+                f"data.seq_len + 1 = {seq_len + 1} tokens; raise it (e.g. data.test_max_tokens=100000) or set it to null"
+            )
         self.path, self.url, self.sha256, self.member = path, url, sha256, member
         self.format, self.files = format, dict(files) if files else None
         self.encoding, self.cache_dir = encoding, cache_dir
         self.seq_len, self.batch_size, self.val_fraction = seq_len, batch_size, val_fraction
         self.eval_seq_len = eval_seq_len or seq_len
         self.test_fraction, self.train_on_val = test_fraction, train_on_val
+        self.test_max_tokens = test_max_tokens
         self.min_freq, self.num_workers, self.stateful = min_freq, num_workers, stateful
         self.max_vocab = max_vocab
         self.tokenizer = tokenizer or JiebaTokenizer(hmm=hmm)
@@ -212,6 +236,15 @@ class LyricsDataModule(L.LightningDataModule):
         if self.train_on_val:  # the vocabulary, the training stream and the n-grams of no_copy take both blocks
             spans["train"] = (0, spans["val"][1])
         lines = dict(zip(self.SPLITS, ((0, val_start), (val_start, test_start), (test_start, corpus.n_lines))))
+        test_stop = bounded_stop(corpus, test_start, self.test_max_tokens) if self.test_fraction > 0 else None
+        if test_stop is not None and test_stop < corpus.n_lines:
+            kept, total = corpus.line_offset(test_stop) - bounds[2], len(corpus) - bounds[2]
+            log.info(
+                f"Test split: its first {test_stop - test_start:,} of {corpus.n_lines - test_start:,} lines, "
+                f"{kept:,} of its {total:,} tokens (data.test_max_tokens={self.test_max_tokens:,}; null: all)"
+            )
+            lines["test"] = (test_start, test_stop)
+            spans["test"] = (bounds[2], corpus.line_offset(test_stop))
         need = self.seq_len + 1
         size = {split: stop - start for split, (start, stop) in spans.items()}
         sizes = {"training": size["train"], "validation": size["val"]}
