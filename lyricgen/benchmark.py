@@ -7,14 +7,19 @@ user's run would: `python -m lyricgen.benchmark plain PATH` (a plain jieba loop)
 `python -m lyricgen.benchmark setup PATH CACHE_DIR` (the data module's set-up and its peak memory), each
 printing one JSON line (`in_child`).
 
-The ratios (Lightning / plain, sampling / greedy) are medians of per-round ratios: in each round the two
-sides run one right after the other on the same batches (or the same prompt and seed), in the order A B,
-then B A in the next round, so a slow minute of a shared machine slows both sides of the rounds it falls in
-and the ratio of a round compares timings seconds apart. The rows give the spread of the rounds beside it.
+The ratios (Lightning / plain, sampling / greedy) compare the two sides round by round: in each round they run
+one right after the other on the same batches (or the same prompt and seed), in the order A B, then B A in the
+next round, so a slow minute of a shared machine slows both sides of the rounds it falls in. Lightning / plain
+is the ratio of the two loops' median steps over all rounds, sampling / greedy the median of per-round ratios;
+the rows give the spread of the rounds beside them. The training rounds run with freed memory kept by the
+allocator (`held_memory`), for both loops alike.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import dataclasses
 import datetime
 import gc
@@ -79,6 +84,32 @@ def plain_like(model: LyricsLM) -> tuple[PlainRNNLM, torch.optim.Optimizer]:
 def batches(datamodule: LyricsDataModule, n: int) -> list:
     """`n` training batches, cycling over epochs (the same ones for both loops)."""
     return list(itertools.islice(itertools.cycle(datamodule.train_dataloader()), n))
+
+
+FORM_TIMINGS = 20  # timings of form decoding and of each page request, with a checkpoint
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
+
+
+@contextlib.contextmanager
+def held_memory():
+    """Inside: glibc's malloc keeps the memory that tensors free (no mmap for big blocks, no trimming of the
+    heap) instead of handing it back to the OS, which the next step then faults in again, page by page. With
+    glibc's defaults the plain loop's rounds took about 390,000 minor page faults each (80 steps of 16 x 100
+    tokens, a vocabulary of 3,147), Lightning's none, and the plain loop's step time wandered from round to
+    round; PyTorch's CPU tuning guide suggests jemalloc or tcmalloc for the same reason. Yields whether the
+    setting took (glibc only). glibc's default values are set again after; what the heap holds by then stays
+    with the process (the benchmark's own)."""
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
+    except (OSError, AttributeError, TypeError):  # not glibc: the platform's allocator as it is
+        yield False
+        return
+    held = bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+    try:
+        yield held
+    finally:
+        mallopt(M_MMAP_MAX, 65536)  # glibc's DEFAULT_MMAP_MAX and DEFAULT_TRIM_THRESHOLD
+        mallopt(M_TRIM_THRESHOLD, 128 * 1024)
 
 
 def time_plain(
@@ -571,9 +602,9 @@ def benchmark(
     *,
     clip: float | None,
     log_every_n_steps: int,
-    steps: int = 60,
-    warmup: int = 20,
-    rounds: int = 5,
+    steps: int = 15,
+    warmup: int = 3,
+    rounds: int = 20,
     gen_tokens: int = 2000,
     gen_rounds: int = 40,
     threads: int | None = None,
@@ -605,7 +636,7 @@ def benchmark(
             with tempfile.TemporaryDirectory() as work:
                 rows += scale_rows(scale, Path(work), corpus_zip, train_script)
         data = batches(dm, warmup + steps)
-        with tempfile.TemporaryDirectory() as log_dir:
+        with tempfile.TemporaryDirectory() as log_dir, held_memory() as held:
             training, model = time_training(
                 lambda: make_model(dm), data, warmup, rounds, clip, log_every_n_steps, log_dir
             )
@@ -617,8 +648,8 @@ def benchmark(
         rows += generation_rows(gen, gen_tokens, gen_rounds)
         # Form decoding only with a trained checkpoint: a model of a few dozen steps rarely ends a line.
         if ckpt:
-            form, free_opts, form_opts = form_rows(gen, rounds * 4)
-            rows += form + page_latency(ckpt, free_opts, form_opts, rounds * 4)
+            form, free_opts, form_opts = form_rows(gen, FORM_TIMINGS)
+            rows += form + page_latency(ckpt, free_opts, form_opts, FORM_TIMINGS)
         else:
             rows.append(("generation with form", "not measured: give --ckpt PATH of a trained model"))
         h = model.hparams
@@ -627,7 +658,8 @@ def benchmark(
             f"threads, torch {torch.__version__}, lightning {L.__version__}",
             f"model: {h.cell}, emb {h.emb_dim}, hidden {h.hidden_size}, layers {h.num_layers}, vocab {len(dm.vocab)}; "
             f"batch {dm.batch_size} x seq_len {dm.seq_len}; {steps} timed steps after {warmup} warm-up",
-            f"generation with {ckpt or 'the model trained above'}",
+            f"generation with {ckpt or 'the model trained above'}; training rounds with "
+            + ("freed memory held by glibc's malloc (held_memory)" if held else "the platform's allocator as it is"),
         ]
     finally:
         torch.set_num_threads(threads_before)

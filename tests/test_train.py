@@ -167,3 +167,14 @@ def test_results_say_where_the_time_went(trained_run):
     assert set(phases) >= {"phase_setup_s", "phase_fit_s", "phase_samples_s", "phase_test_s", "phase_stream_cache_s"}
     assert all(v >= 0 for v in phases.values())
     assert phases["phase_samples_s"] <= phases["phase_fit_s"] <= result["wall_s"]
+
+
+def test_train_accuracy_is_logged_at_every_step_the_loss_is(tmp_path, tiny_corpus):
+    """train/acc is computed only on the steps Lightning's loggers write: its curve has each of them."""
+    extra = ("trainer.log_every_n_steps=3", "trainer.max_epochs=3", "callbacks.lyrics_metrics=null", "cache=none")
+    result = train_in_process(tiny_overrides(tiny_corpus, tmp_path, *extra), tmp_path / "run")
+    events = scalars(tmp_path / "run")
+    loss_steps = [e.step for e in events.Scalars("train/loss")]
+    acc = events.Scalars("train/acc")
+    assert [e.step for e in acc] == loss_steps and len(loss_steps) == result["global_step"] // 3
+    assert all(0 <= e.value <= 1 for e in acc)
