@@ -601,7 +601,7 @@ def test_browser_writes_lyrics_when_the_button_is_pressed(server):
 def test_ctrl_c_ends_the_server_cleanly(server):  # last: it stops the module's server
     url, proc, err = server
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=60) == 0
+    assert proc.wait(timeout=180) == 0  # gradio's shutdown is slow on a busy machine (over 60 s once in CI)
     assert "Traceback" not in err.read_text() and err.read_text().strip().endswith("stopped")
 
 

@@ -130,10 +130,11 @@ def test_ctrl_c_leaves_a_last_checkpoint_that_generates_and_resumes(tmp_path, ti
     cmd = [
         sys.executable,
         str(ROOT / "scripts" / "train.py"),
-        *tiny_overrides(tiny_corpus, tmp_path, "trainer.max_epochs=1000"),
+        # more epochs than any machine runs before the signal: Ctrl-C, not the epoch count, must end it
+        *tiny_overrides(tiny_corpus, tmp_path, "trainer.max_epochs=1000000"),
         f"hydra.run.dir={run_dir}",
         # EarlyStopping's state (patience, wait count) is restored on resume: the step count must end it
-        "callbacks.early_stopping.patience=1000",
+        "callbacks.early_stopping.patience=1000000",
     ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
