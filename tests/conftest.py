@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,12 @@ def run_script(name: str, *args: str, cwd: Path | None = None, timeout: float = 
         text=True,
         timeout=timeout,
     )
+
+
+def interruptible() -> None:
+    """`preexec_fn` of a child that a test stops with SIGINT: Ctrl-C's default action, which a shell's
+    background job (`cmd &`) would otherwise pass on ignored, so that Python never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def train_in_process(overrides: list[str], run_dir: Path) -> dict:

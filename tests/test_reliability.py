@@ -20,7 +20,7 @@ from lyricgen.data.corpus import TokenizedCorpus
 from lyricgen.data.source import read_songs
 from lyricgen.data.tokenizer import JiebaTokenizer
 from lyricgen.data.vocab import Vocab
-from tests.conftest import ROOT, TINY_LINES, best_checkpoint, run_script, tiny_overrides
+from tests.conftest import ROOT, TINY_LINES, best_checkpoint, interruptible, run_script, tiny_overrides
 
 
 def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
@@ -136,7 +136,9 @@ def test_ctrl_c_leaves_a_last_checkpoint_that_generates_and_resumes(tmp_path, ti
         # EarlyStopping's state (patience, wait count) is restored on resume: the step count must end it
         "callbacks.early_stopping.patience=1000000",
     ]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=interruptible
+    )
     deadline = time.monotonic() + 120
     while not list((run_dir / "checkpoints").glob("best-*.ckpt")) and time.monotonic() < deadline:
         time.sleep(0.2)  # wait until training is under way (an epoch has been validated)
@@ -367,7 +369,7 @@ def test_ctrl_c_during_generation_exits_at_once_without_a_traceback(trained_run)
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
+        preexec_fn=interruptible,  # as in a terminal
     )
     time.sleep(8)  # loaded and generating
     assert proc.poll() is None
