@@ -236,15 +236,13 @@ class LyricsDataModule(L.LightningDataModule):
         if self.train_on_val:  # the vocabulary, the training stream and the n-grams of no_copy take both blocks
             spans["train"] = (0, spans["val"][1])
         lines = dict(zip(self.SPLITS, ((0, val_start), (val_start, test_start), (test_start, corpus.n_lines))))
-        test_stop = bounded_stop(corpus, test_start, self.test_max_tokens) if self.test_fraction > 0 else None
-        if test_stop is not None and test_stop < corpus.n_lines:
-            kept, total = corpus.line_offset(test_stop) - bounds[2], len(corpus) - bounds[2]
+        if self.test_fraction > 0 and (test_stop := bounded_stop(corpus, test_start, self.test_max_tokens)) < corpus.n_lines:
+            lines["test"], spans["test"] = (test_start, test_stop), (bounds[2], corpus.line_offset(test_stop))
             log.info(
                 f"Test split: its first {test_stop - test_start:,} of {corpus.n_lines - test_start:,} lines, "
-                f"{kept:,} of its {total:,} tokens (data.test_max_tokens={self.test_max_tokens:,}; null: all)"
+                f"{spans['test'][1] - bounds[2]:,} of its {len(corpus) - bounds[2]:,} tokens "
+                f"(data.test_max_tokens={self.test_max_tokens:,}; null: all)"
             )
-            lines["test"] = (test_start, test_stop)
-            spans["test"] = (bounds[2], corpus.line_offset(test_stop))
         need = self.seq_len + 1
         size = {split: stop - start for split, (start, stop) in spans.items()}
         sizes = {"training": size["train"], "validation": size["val"]}
