@@ -607,7 +607,7 @@ def benchmark(
     rounds: int = 20,
     gen_tokens: int = 2000,
     gen_rounds: int = 40,
-    threads: int | None = None,
+    threads: int = 1,
     ckpt: str | None = None,
     scale: int = 0,
     corpus_zip: Path | None = None,
@@ -618,13 +618,17 @@ def benchmark(
     `scale` times (0: skipped; needs `corpus_zip` and `train_script`), `rounds` alternating rounds of the plain
     loop and of `make_model(datamodule)` trained by Lightning (`warmup` + `steps` batches each, gradients clipped
     at `clip`), FLOP/s, generation (`gen_rounds` rounds), and with a trained checkpoint `ckpt` form decoding and
-    the web page. `threads`: torch's threads for all of it (None: torch's choice), restored at the end."""
+    the web page. `threads`: torch's threads for all of it (0: torch's choice), restored at the end; one by
+    default, pinned, so that the ratios stand for the code and not for what else the cores run (on a 2-core VM,
+    four processes read Lightning / plain 0.977-0.998 with two threads, 0.981-0.986 with one)."""
     for name, value, least in (("steps", steps, 1), ("warmup", warmup, 0), ("rounds", rounds, 1)):
         if value < least:
             raise LyricgenError(f"--{name} {value}: give --{name} {least} or more")
     for name, value in (("gen-tokens", gen_tokens), ("gen-rounds", gen_rounds)):
         if value < 1:
             raise LyricgenError(f"--{name} {value}: give --{name} 1 or more")
+    if threads < 0:
+        raise LyricgenError(f"--threads {threads}: give a number of threads, or 0 for torch's choice")
     if scale and (corpus_zip is None or train_script is None):
         raise ValueError("scale needs corpus_zip and train_script")
     threads_before = torch.get_num_threads()
@@ -652,10 +656,11 @@ def benchmark(
             rows += form + page_latency(ckpt, free_opts, form_opts, FORM_TIMINGS)
         else:
             rows.append(("generation with form", "not measured: give --ckpt PATH of a trained model"))
-        h = model.hparams
+        h, n = model.hparams, torch.get_num_threads()
+        pinned = "pinned" if threads else "torch's choice"
         header = [
-            f"lyricgen benchmark, {datetime.date.today()}, {platform.machine()}, {torch.get_num_threads()} torch "
-            f"threads, torch {torch.__version__}, lightning {L.__version__}",
+            f"lyricgen benchmark, {datetime.date.today()}, {platform.machine()}, {n} torch thread{'s' * (n != 1)} "
+            f"({pinned}), torch {torch.__version__}, lightning {L.__version__}",
             f"model: {h.cell}, emb {h.emb_dim}, hidden {h.hidden_size}, layers {h.num_layers}, vocab {len(dm.vocab)}; "
             f"batch {dm.batch_size} x seq_len {dm.seq_len}; {steps} timed steps after {warmup} warm-up",
             f"generation with {ckpt or 'the model trained above'}; training rounds with "

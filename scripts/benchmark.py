@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=20, help="alternating timings of each loop")
     parser.add_argument("--gen-tokens", type=int, default=2000)
     parser.add_argument("--gen-rounds", type=int, default=40, help="alternating timings of each decoding setting")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads, pinned so that runs agree (default 1; 0: torch's choice)"
+    )
     parser.add_argument(
         "--ckpt", default=None, help="measure generation with this trained checkpoint (default: the model trained here)"
     )

@@ -161,11 +161,11 @@ def test_script_prints_the_table(tiny_corpus, tmp_path, capsys, lightning_log_le
 
     torch.set_num_threads(2)
     args = ["--scale", "0", "--steps", "3", "--warmup", "1", "--rounds", "1", "--gen-tokens", "40"]
-    main([*args, "--gen-rounds", "2", "--threads", "1", "--", *tiny_overrides(tiny_corpus, tmp_path)])
+    main([*args, "--gen-rounds", "2", "--", *tiny_overrides(tiny_corpus, tmp_path)])
     out = capsys.readouterr().out
     assert torch.get_num_threads() == 2  # put back
     header, table = out.split("\n\n| measure | value |\n| --- | --- |\n")
-    assert ", 1 torch threads, " in header
+    assert ", 1 torch thread (pinned), " in header  # the default: one thread, so that two runs agree
     assert "model: rnn, emb 32, hidden 64, layers 1" in header and "3 timed steps after 1 warm-up" in header
     names = [line.split(" | ")[0].removeprefix("| ") for line in table.strip().splitlines()]
     assert names == [
@@ -194,3 +194,12 @@ def test_script_refuses_a_benchmark_without_timed_steps(tiny_corpus, tmp_path, c
         main(["--scale", "0", "--steps", "0", "--", *tiny_overrides(tiny_corpus, tmp_path)])
     assert exit_.value.code == 2
     assert "error: --steps 0: give --steps 1 or more" in capsys.readouterr().err
+
+
+def test_script_refuses_a_negative_thread_count(tiny_corpus, tmp_path, capsys, lightning_log_level):
+    from scripts.benchmark import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--scale", "0", "--threads", "-1", "--", *tiny_overrides(tiny_corpus, tmp_path)])
+    assert exit_.value.code == 2
+    assert "error: --threads -1: give a number of threads, or 0 for torch's choice" in capsys.readouterr().err
