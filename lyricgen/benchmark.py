@@ -12,7 +12,7 @@ one right after the other on the same batches (or the same prompt and seed), in 
 next round, so a slow minute of a shared machine slows both sides of the rounds it falls in. Lightning / plain
 is the ratio of the two loops' median steps over all rounds, sampling / greedy the median of per-round ratios;
 the rows give the spread of the rounds beside them. The training rounds run with freed memory kept by the
-allocator (`held_memory`), for both loops alike.
+allocator (`held_memory`), for both loops alike, and everything on one torch thread unless told otherwise.
 """
 
 from __future__ import annotations

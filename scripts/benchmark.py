@@ -8,10 +8,11 @@
 Both training loops run in this process, on the same batches of the real corpus, with the same
 model sizes, optimiser and gradient clipping, after the same warm-up, over the same number of steps,
 in 20 short alternating rounds (plain, Lightning; then Lightning, plain; ...: 3 + 15 steps each, so that
-the two sides of a round are seconds apart), with the allocator keeping freed memory for both. Lightning /
-plain is the ratio of the two loops' median step times over all rounds (a busy moment of the machine slows
-a few steps, not the median), with each round's own ratio beside it; sampling / greedy is the median of 40
-rounds' ratios.
+the two sides of a round are seconds apart), with the allocator keeping freed memory for both. Everything
+runs on one torch thread (`--threads`, pinned so that the cores' other work does not land inside the
+steps; 0: torch's choice). Lightning / plain is the ratio of the two loops' median step times over all
+rounds (a busy moment of the machine slows a few steps, not the median), with each round's own ratio
+beside it; sampling / greedy is the median of 40 rounds' ratios.
 Anything after `--` is a Hydra override of conf/train.yaml, so the benchmark measures what
 `scripts/train.py` trains.
 
