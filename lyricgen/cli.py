@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -41,6 +42,66 @@ def quote_non_ascii(argv: list[str]) -> list[str]:
                 value = f"'{value}'"
         out.append(f"{key}{eq}{value}")
     return out
+
+
+def _flat_keys(node, prefix: str = "") -> list[str]:
+    """The dotted keys of a composed config (`model.hidden_size`), without reading its interpolations."""
+    from omegaconf import DictConfig
+
+    keys = []
+    for key in node.keys() if isinstance(node, DictConfig) else ():
+        dotted = f"{prefix}{key}"
+        keys.append(dotted)
+        child = node._get_node(key)
+        if isinstance(child, DictConfig):
+            keys += _flat_keys(child, f"{dotted}.")
+    return keys
+
+
+def _override_error(e: Exception, compose: Callable[[list[str]], object], script: str) -> str:
+    """One line for a Hydra composition error of the command line's overrides."""
+    from hydra.errors import MissingConfigException
+
+    if isinstance(e, MissingConfigException) and e.options and "/" in (e.missing_cfg_file or ""):
+        group, _, name = e.missing_cfg_file.rpartition("/")
+        return f"{group}={name} is not one of the {group} configs; choose one of {', '.join(e.options)}"
+    lines = str(e).splitlines()
+    missing = re.fullmatch(r"Could not override '([^']+)'\.", lines[0]) if lines else None
+    if missing and len(lines) > 1 and lines[1].startswith("To append to your config use +"):
+        key, append = missing.group(1), lines[1].removeprefix("To append to your config use ")
+        near = difflib.get_close_matches(key, _flat_keys(compose([])), n=1)
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        return f"{key} is not a setting of {script}{hint}; check its spelling, or if it is new, add it with {append}"
+    kept = []
+    for line in lines:
+        if line.startswith("Config search path") or line.startswith("Set the environment variable HYDRA_FULL_ERROR"):
+            break
+        if line.strip() and not line.startswith("See https://hydra.cc"):
+            kept.append(line.strip().rstrip("."))
+    return "; ".join(kept) or type(e).__name__
+
+
+def check_overrides(argv: list[str], conf_dir: Path, config_name: str) -> None:
+    """Compose `config_name` from `conf_dir` with the command line's overrides, as Hydra is about to, and stop
+    a mistake in them (a misspelt key, a config a group does not have, a value Hydra cannot parse) with one
+    line and exit code 2, where Hydra would print several (and a hint about HYDRA_FULL_ERROR) and exit 1.
+    A command line with Hydra's own flags (--help, --cfg, --multirun, ...) is left to Hydra as it is."""
+    overrides = argv[1:]
+    if any(arg.startswith("-") for arg in overrides):
+        return
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+
+    def composed(given: list[str]):
+        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+            return compose(config_name, overrides=given, return_hydra_config=True)
+
+    try:
+        composed(overrides)
+    except HydraException as e:
+        script = Path(argv[0]).name or config_name
+        print(f"error: {_override_error(e, composed, script)}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _user_error(e: BaseException) -> LyricgenError | None:

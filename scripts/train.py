@@ -22,7 +22,7 @@ from lyricgen.checkpoint import (
     pretrained_checkpoint,
     read_extras,
 )
-from lyricgen.cli import lightning_errors, quiet_libraries, quote_non_ascii, user_errors
+from lyricgen.cli import check_overrides, lightning_errors, quiet_libraries, quote_non_ascii, user_errors
 from lyricgen.config import check_config, final_run, plain, training_device, typed_keys
 from lyricgen.decoding.templates import mine_templates, templates_to_dict
 from lyricgen.evaluation import log_hparams_summary, test_best_checkpoint
@@ -166,4 +166,5 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     sys.argv = quote_non_ascii(sys.argv)  # start_word=星星 as typed
+    check_overrides(sys.argv, Path(__file__).resolve().parents[1] / "conf", "train")  # a misspelt key: one line
     main()
