@@ -44,21 +44,17 @@ def quote_non_ascii(argv: list[str]) -> list[str]:
     return out
 
 
-def _flat_keys(node, prefix: str = "") -> list[str]:
-    """The dotted keys of a composed config (`model.hidden_size`), without reading its interpolations."""
-    from omegaconf import DictConfig
-
+def _flat_keys(node: dict, prefix: str = "") -> list[str]:
+    """The dotted keys of a config as a plain dict (`model.hidden_size`)."""
     keys = []
-    for key in node.keys() if isinstance(node, DictConfig) else ():
-        dotted = f"{prefix}{key}"
-        keys.append(dotted)
-        child = node._get_node(key)
-        if isinstance(child, DictConfig):
-            keys += _flat_keys(child, f"{dotted}.")
+    for key, value in node.items():
+        keys.append(f"{prefix}{key}")
+        if isinstance(value, dict):
+            keys += _flat_keys(value, f"{prefix}{key}.")
     return keys
 
 
-def _override_error(e: Exception, compose: Callable[[list[str]], object], script: str) -> str:
+def _override_error(e: Exception, compose: Callable[[list[str]], dict], script: str) -> str:
     """One line for a Hydra composition error of the command line's overrides."""
     from hydra.errors import MissingConfigException
 
@@ -91,10 +87,12 @@ def check_overrides(argv: list[str], conf_dir: Path, config_name: str) -> None:
         return
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
+    from omegaconf import OmegaConf
 
-    def composed(given: list[str]):
+    def composed(given: list[str]) -> dict:
         with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-            return compose(config_name, overrides=given, return_hydra_config=True)
+            cfg = compose(config_name, overrides=given, return_hydra_config=True)
+        return OmegaConf.to_container(cfg, resolve=False)  # interpolations stay as written
 
     try:
         composed(overrides)
