@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from lyricgen.errors import LyricgenError
 
@@ -54,8 +54,9 @@ def _flat_keys(node: dict, prefix: str = "") -> list[str]:
     return keys
 
 
-def _override_error(e: Exception, compose: Callable[[list[str]], dict], script: str) -> str:
-    """One line for a Hydra composition error of the command line's overrides."""
+def _override_error(e: Exception, compose: Callable[[list[str]], DictConfig], script: str) -> str:
+    """One line for a Hydra composition error of the command line's overrides (`compose(overrides)`: the
+    config, composed again only to suggest the nearest key)."""
     from hydra.errors import MissingConfigException
 
     if isinstance(e, MissingConfigException) and e.options and "/" in (e.missing_cfg_file or ""):
@@ -65,7 +66,8 @@ def _override_error(e: Exception, compose: Callable[[list[str]], dict], script: 
     missing = re.fullmatch(r"Could not override '([^']+)'\.", lines[0]) if lines else None
     if missing and len(lines) > 1 and lines[1].startswith("To append to your config use +"):
         key, append = missing.group(1), lines[1].removeprefix("To append to your config use ")
-        near = difflib.get_close_matches(key, _flat_keys(compose([])), n=1)
+        known = _flat_keys(OmegaConf.to_container(compose([]), resolve=False))  # interpolations as written
+        near = difflib.get_close_matches(key, known, n=1)
         hint = f" (did you mean {near[0]}?)" if near else ""
         return f"{key} is not a setting of {script}{hint}; check its spelling, or if it is new, add it with {append}"
     kept = []
@@ -81,18 +83,17 @@ def check_overrides(argv: list[str], conf_dir: Path, config_name: str) -> None:
     """Compose `config_name` from `conf_dir` with the command line's overrides, as Hydra is about to, and stop
     a mistake in them (a misspelt key, a config a group does not have, a value Hydra cannot parse) with one
     line and exit code 2, where Hydra would print several (and a hint about HYDRA_FULL_ERROR) and exit 1.
-    A command line with Hydra's own flags (--help, --cfg, --multirun, ...) is left to Hydra as it is."""
+    A command line with no overrides, or with Hydra's own flags (--help, --cfg, --multirun, ...), is left to
+    Hydra as it is."""
     overrides = argv[1:]
-    if any(arg.startswith("-") for arg in overrides):
+    if not overrides or any(arg.startswith("-") for arg in overrides):
         return
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
-    from omegaconf import OmegaConf
 
-    def composed(given: list[str]) -> dict:
+    def composed(given: list[str]) -> DictConfig:
         with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-            cfg = compose(config_name, overrides=given, return_hydra_config=True)
-        return OmegaConf.to_container(cfg, resolve=False)  # interpolations stay as written
+            return compose(config_name, overrides=given, return_hydra_config=True)
 
     try:
         composed(overrides)
