@@ -12,15 +12,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from filelock import FileLock, Timeout
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from lyricgen.errors import LyricgenError
-
-try:
-    import fcntl
-except ImportError:  # Windows: no lock, as before
-    fcntl = None
 
 # A run of characters that Hydra would read as one unquoted value, holding at least one non-ASCII one.
 _NON_ASCII_WORD = re.compile(r"""[^\s,\[\]{}:='"\\]*[^\x00-\x7f][^\s,\[\]{}:='"\\]*""")
@@ -101,6 +97,35 @@ def check_overrides(argv: list[str], conf_dir: Path, config_name: str) -> None:
         script = Path(argv[0]).name or config_name
         print(f"error: {_override_error(e, composed, script)}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def utf8_output() -> None:
+    """Write stdout and stderr as UTF-8 whatever the console or the redirection: Windows writes a redirected
+    stream in the locale's code page (cp1252, cp936), and a C locale in ASCII, where Chinese lyrics fail."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure") and (stream.encoding or "").lower().replace("-", "") != "utf8":
+            stream.reconfigure(encoding="utf-8")
+
+
+def utf8_argument(arg: str) -> str:
+    """A command-line argument whose bytes the locale could not decode (`start_word=星星` in a C locale, where
+    Python keeps them as surrogates) read as UTF-8, what terminals send; others as they are."""
+    try:
+        return os.fsencode(arg).decode("utf-8") if any("\udc80" <= c <= "\udcff" for c in arg) else arg
+    except UnicodeDecodeError:
+        return arg
+
+
+def start_script(script: str, config_name: str) -> None:
+    """What every Hydra script does before Hydra's main: UTF-8 output, `start_word=星星` quoted for Hydra's
+    grammar, and a mistake in the overrides stopped in one line (`check_overrides`). `script`: its `__file__`.
+    On macOS, an operation that Apple's GPU lacks runs on the CPU (with torch's warning) instead of failing: torch
+    reads PYTORCH_ENABLE_MPS_FALLBACK when it is imported, which the scripts do after this."""
+    if sys.platform == "darwin":
+        os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")
+    utf8_output()
+    sys.argv = quote_non_ascii([utf8_argument(arg) for arg in sys.argv])
+    check_overrides(sys.argv, Path(script).resolve().parents[1] / "conf", config_name)
 
 
 def _user_error(e: BaseException) -> LyricgenError | None:
@@ -196,28 +221,27 @@ class RunDirLock(Callback):
     LOCAL_RANK set, or srun with SLURM_PROCID, write into the same directory on purpose)."""
 
     def __init__(self) -> None:
-        self.handle = None
+        self.lock: FileLock | None = None
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         rank = os.environ.get("RANK") or os.environ.get("LOCAL_RANK") or os.environ.get("SLURM_PROCID") or "0"
-        if fcntl is None or rank != "0":
+        if rank != "0":
             return
         folder = Path(str(config.hydra.run.dir))
         folder.mkdir(parents=True, exist_ok=True)
-        handle = open(folder / ".train.lock", "a")
+        lock = FileLock(folder / ".train.lock")  # fcntl on Linux and macOS, msvcrt on Windows
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
+            lock.acquire(timeout=0)
+        except Timeout:
             print(
                 f"error: another training is running in {folder} (it holds {folder / '.train.lock'}); wait for "
                 "it to end, or give this one its own directory (e.g. hydra.run.dir=outputs/second)",
                 file=sys.stderr,
             )
             raise SystemExit(2) from None
-        self.handle = handle
+        self.lock = lock
 
     def on_run_end(self, config: DictConfig, **kwargs) -> None:
-        if self.handle is not None:
-            self.handle.close()  # (closing releases the lock; so does the process's end, however it ends)
-            self.handle = None
+        if self.lock is not None:
+            self.lock.release()  # (so does the process's end, however it ends)
+            self.lock = None

@@ -316,7 +316,27 @@ def check_trainer(trainer: DictConfig) -> None:
             f"trainer.strategy={strategy!r} is not a strategy Lightning knows; use auto, ddp (several processes) "
             f"or another of Lightning's StrategyRegistry{' (nearest: ' + ', '.join(close) + ')' if close else ''}"
         )
-    check_accelerator(trainer.accelerator, devices, "trainer.")
+    device = check_accelerator(trainer.accelerator, devices, "trainer.")
+    if device == "mps":
+        check_mps_precision(trainer.get("precision"))
+
+
+def check_mps_precision(precision) -> None:
+    """Refuse a precision that Apple's GPU cannot train in: float64 (Metal has none), and bfloat16 before
+    macOS 14 (torch refuses it there, deep inside the first step)."""
+    import torch
+
+    text = str(precision or "32-true")
+    if text.startswith("64"):
+        raise LyricgenError(
+            f"trainer.precision={precision}: Apple's GPU (mps) has no float64; use trainer.precision=32-true, "
+            "or trainer.accelerator=cpu for float64"
+        )
+    if text.startswith("bf16") and not torch.backends.mps.is_macos_or_newer(14, 0):
+        raise LyricgenError(
+            f"trainer.precision={precision}: bfloat16 on Apple's GPU (mps) needs macOS 14 or newer; use "
+            "trainer.precision=32-true or 16-mixed"
+        )
 
 
 def plain(node) -> Mapping:

@@ -4,8 +4,9 @@ names the options behind it, instead of failing deep inside torch (or swapping t
 
 from __future__ import annotations
 
-import os
+import logging
 
+import psutil
 import torch
 
 from lyricgen.errors import LyricgenError
@@ -17,20 +18,30 @@ STEP_COPIES = 8  # float copies of a row of logits one decoding step makes (soft
 TRAIN_COPIES = 4  # float copies of the logits in a training step (logits, log-softmax, their gradients)
 ADAM_COPIES = 4  # weights, gradients and two moments per parameter
 
+log = logging.getLogger(__name__)
 
-def available_bytes(device: torch.device | str) -> int:
-    """Memory free for new tensors on `device`: the GPU's free memory, else the machine's available RAM."""
+
+def available_bytes(device: torch.device | str) -> int | None:
+    """Memory free for new tensors on `device`, or None where no figure can be had (the checks are then
+    skipped, with a log line): a CUDA GPU's free memory; on Apple's GPU (mps), which shares the machine's
+    memory, what Metal recommends for one process less what this process's driver holds, and no more than
+    the machine has available; else the machine's available memory (`psutil`: Linux, macOS, Windows)."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
     try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        machine = psutil.virtual_memory().available
+    except Exception as e:  # a platform psutil cannot read: no figure rather than a crash
+        log.info("Memory check skipped: the free memory of this machine cannot be read (%s)", e)
+        return None
+    if device.type != "mps":
+        return machine
+    try:
+        metal = torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory()
+    except (AttributeError, RuntimeError) as e:  # torch before 2.5, or no Metal device after all
+        log.info("Memory check skipped: the Apple GPU's free memory cannot be read (%s)", e)
+        return None
+    return max(0, min(metal, machine))
 
 
 def human(n: float) -> str:
@@ -61,7 +72,7 @@ def check_training_fits(s: NetSettings, batch_size: int, seq_len: int, device: s
         tokens * FLOAT * (TRAIN_COPIES * s.vocab_size + 4 * GATES[s.cell] * s.hidden_size * s.num_layers + s.emb_dim)
     )
     free = available_bytes(device)
-    if weights + batch <= free:
+    if free is None or weights + batch <= free:
         return
     if weights >= batch:
         raise LyricgenError(
@@ -87,7 +98,7 @@ def check_decoding_fits(
     steps = num_samples * (length or 0) * 8  # the ids written, int64
     need = num_samples * per_sample + steps
     free = available_bytes(device)
-    if need <= free:
+    if free is None or need <= free:
         return
     if steps >= num_samples * per_sample:
         raise LyricgenError(

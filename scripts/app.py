@@ -5,12 +5,11 @@ endpoints `generate` and `critic` for gradio_client) on 127.0.0.1 until Ctrl-C.
 """
 
 import sys
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from lyricgen.cli import check_overrides, quote_non_ascii, user_errors
+from lyricgen.cli import start_script, user_errors
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="app")
@@ -32,6 +31,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    sys.argv = quote_non_ascii(sys.argv)
-    check_overrides(sys.argv, Path(__file__).resolve().parents[1] / "conf", "app")  # a misspelt key: one line
+    start_script(__file__, "app")  # UTF-8 output, start_word=星星 as typed, a misspelt key: one line
     main()

@@ -11,7 +11,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from lyricgen.cli import check_overrides, quiet_libraries, quote_non_ascii, user_errors
+from lyricgen.cli import quiet_libraries, start_script, user_errors
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="critic")
@@ -34,6 +34,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    sys.argv = quote_non_ascii(sys.argv)
-    check_overrides(sys.argv, Path(__file__).resolve().parents[1] / "conf", "critic")  # a misspelt key: one line
+    start_script(__file__, "critic")  # UTF-8 output, start_word=星星 as typed, a misspelt key: one line
     main()

@@ -13,7 +13,7 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from lyricgen.cli import check_overrides, quiet_libraries, quote_non_ascii, user_errors
+from lyricgen.cli import quiet_libraries, start_script, user_errors
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
@@ -75,6 +75,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    sys.argv = quote_non_ascii(sys.argv)
-    check_overrides(sys.argv, Path(__file__).resolve().parents[1] / "conf", "evaluate")  # a misspelt key: one line
+    start_script(__file__, "evaluate")  # UTF-8 output, start_word=星星 as typed, a misspelt key: one line
     main()

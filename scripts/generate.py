@@ -9,12 +9,11 @@ goes to stderr, so the output can be piped.
 """
 
 import sys
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from lyricgen.cli import check_overrides, quiet_libraries, quote_non_ascii, user_errors
+from lyricgen.cli import quiet_libraries, start_script, user_errors
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="generate")
@@ -41,6 +40,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    sys.argv = quote_non_ascii(sys.argv)  # start_word=星星 as typed
-    check_overrides(sys.argv, Path(__file__).resolve().parents[1] / "conf", "generate")  # a misspelt key: one line
+    start_script(__file__, "generate")  # UTF-8 output, start_word=星星 as typed, a misspelt key: one line
     main()

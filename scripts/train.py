@@ -1,170 +1,23 @@
-"""Train a lyrics language model: python scripts/train.py model=rnn data=jaychou [key=value ...]"""
+"""Train a lyrics language model: python scripts/train.py model=rnn data=jaychou [key=value ...]
 
-from __future__ import annotations
-
-import dataclasses
-import json
-import logging
-import sys
-import time
-from pathlib import Path
+The run itself is `lyricgen.training.train`; this script composes the config and calls it.
+"""
 
 import hydra
-import lightning as L
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig
 
-from lyricgen.checkpoint import (
-    check_resumable,
-    copy_pretrained,
-    init_from_shape,
-    load_checkpoint,
-    pretrained_checkpoint,
-    read_extras,
-)
-from lyricgen.cli import check_overrides, lightning_errors, quiet_libraries, quote_non_ascii, user_errors
-from lyricgen.config import check_config, final_run, plain, training_device, typed_keys
-from lyricgen.decoding.templates import mine_templates, templates_to_dict
-from lyricgen.evaluation import log_hparams_summary, test_best_checkpoint
-from lyricgen.memory import check_training_fits
-from lyricgen.rnnlm import NetSettings, frequency_cutoffs
-
-log = logging.getLogger("lyricgen.train")
-
-
-def train(cfg: DictConfig) -> dict:
-    """Build data, model and trainer from the config, fit, and report the best checkpoint."""
-    start = time.perf_counter()
-    check_config(cfg, "train")  # types, ranges, required options, accelerators: refused before any work
-    final = final_run(cfg)  # data.train_on_val: no validation, the last checkpoint tested
-    if final:
-        log.info(final)
-    if cfg.get("seed") is not None:
-        L.seed_everything(cfg.seed, workers=True)
-    with lightning_errors("trainer"):  # Lightning's own refusals of a Trainer value, in one line, before data work
-        callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]  # callbacks.NAME=null: off
-        loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
-        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    datamodule = instantiate(cfg.data)
-    model_options = {k: v for k, v in plain(cfg.model).items() if k != "_target_"}
-    if cfg.get("ckpt_path"):  # resuming: the same model, and the vocabulary from the checkpoint (it must fit the data)
-        checkpoint = load_checkpoint(cfg.ckpt_path)
-        saved = checkpoint["hyper_parameters"]
-        if model_options.get("cutoffs") is None and saved.get("softmax") == "adaptive":  # the checkpoint's clusters
-            model_options["cutoffs"] = saved.get("cutoffs")
-        check_resumable(checkpoint, cfg.ckpt_path, model_options, datamodule.tokenizer.settings)
-        datamodule.vocab = read_extras(checkpoint)[0]
-    pretrained = None
-    if cfg.get("init_from"):  # fine-tuning: the shape of a pre-trained model, its weights copied below
-        path = pretrained_checkpoint(cfg.init_from)
-        pretrained = load_checkpoint(path)
-        model_options = init_from_shape(
-            pretrained, path, model_options, typed_keys("model", "cell"), datamodule.tokenizer.settings
-        )
-        with open_dict(cfg):  # the config, the hyperparameters and the logs say the shape the run really has
-            cfg.model.update(model_options)
-    datamodule.prepare_data()
-    datamodule.setup("fit")  # the vocabulary size is needed to build the model
-    vocab = datamodule.vocab
-    net = NetSettings.from_hparams({**model_options, "vocab_size": len(vocab)})
-    if net.softmax == "adaptive" and net.cutoffs is None and not cfg.get("ckpt_path"):
-        net = dataclasses.replace(net, cutoffs=frequency_cutoffs(datamodule.train_ids, len(vocab), net.coverage))
-        log.info("Adaptive softmax: cutoffs %s, where %s of the training tokens end", net.cutoffs, net.coverage)
-    with open_dict(cfg):  # the hyperparameters, the logs and the checkpoint hold the cutoffs the model has
-        cfg.model.cutoffs = net.cutoffs
-    check_training_fits(net, datamodule.batch_size, datamodule.seq_len, training_device(cfg.trainer.accelerator))
-    ngrams = datamodule.training_ngrams(cfg.get("no_copy_max_n", 8))  # for no_copy
-    templates = mine_templates(datamodule.songs("train"))  # tune templates of a corpus of ci (else none)
-    model = instantiate(  # _convert_: plain lists (model.cutoffs), so checkpoints load with weights_only
-        cfg.model,
-        vocab_size=len(vocab),
-        vocab=vocab,
-        tokenizer=datamodule.tokenizer.settings,
-        ngrams=ngrams,
-        templates=templates_to_dict(templates) if templates else None,
-        _convert_="all",
-    )
-    if pretrained is not None:
-        shared = copy_pretrained(model.net, pretrained, vocab)
-        log.info(
-            "init_from %s: weights copied, with the rows of %d of this vocabulary's %d tokens (the others start fresh)",
-            cfg.init_from,
-            shared,
-            len(vocab),
-        )
-    model.trained_on_val = datamodule.train_on_val  # in its checkpoints: evaluate.py then scores test only
-    if trainer.is_global_zero:
-        vocab.save(Path(cfg.paths.output_dir) / "vocab.json")
-    phases = {"phase_setup_s": round(time.perf_counter() - start, 2)}  # config, trainer, data, vocabulary, model
-    fit_start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    phases["phase_fit_s"] = round(time.perf_counter() - fit_start, 2)  # training, validation and the samples
-    cache = OmegaConf.to_container(cfg.cache) if cfg.get("cache") else None
-    tested = test_best_checkpoint(trainer, model, datamodule, cache)  # protocol v2: test once, best-by-val weights
-    result = {
-        "model": model.hparams.cell,
-        "params": sum(p.numel() for p in model.parameters()),
-        "epochs": trainer.current_epoch,
-        "global_step": trainer.global_step,
-        "wall_s": round(time.perf_counter() - start, 1),
-    }
-    ckpt = trainer.checkpoint_callback
-    if ckpt is not None and ckpt.best_model_path and final:  # nothing monitored: the last epoch's
-        result.update(final_ckpt=ckpt.best_model_path)
-    elif ckpt is not None and ckpt.best_model_path and ckpt.best_model_score is not None:
-        result.update(best_ckpt=ckpt.best_model_path, best_val_ppl=float(ckpt.best_model_score))
-    for cb in callbacks:
-        result.update(getattr(cb, "metrics", {}))  # LyricsMetrics: novelty, distinct-n, ...
-    result.update(tested)
-    result.update(phases)
-    params = {
-        k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k in ("seed", "model", "data", "trainer")
-    }
-    log_hparams_summary(trainer.loggers, params, result)  # one row per run in TensorBoard's HParams tab
-    if trainer.is_global_zero:
-        (Path(cfg.paths.output_dir) / "results.json").write_text(json.dumps(result, indent=2))
-        if "best_ckpt" in result:
-            log.info("Best checkpoint: %s (val/ppl %.2f)", result["best_ckpt"], result["best_val_ppl"])
-        if "final_ckpt" in result:
-            log.info("Final checkpoint: %s (trained on train + val; no validation)", result["final_ckpt"])
-        if "test_ppl" in result:
-            log.info(
-                "Test (%s checkpoint): loss %.3f nats per token, ppl %.2f, bpc %.3f, <unk> share %.3f",
-                "final" if "final_ckpt" in result else "best",
-                result.get("test_loss", float("nan")),
-                result["test_ppl"],
-                result.get("test_bpc", float("nan")),
-                result.get("unk_share_test", float("nan")),
-            )
-        if "test_ppl_cache" in result and not result["cache_lambda"]:
-            log.info(
-                "Continuous cache: no setting helped on val; test read as one stream: ppl %.2f",
-                result["test_ppl_stream"],
-            )
-        elif "test_ppl_cache" in result:
-            log.info(
-                "Test with the continuous cache (window %d, theta %g, lambda %g, chosen on val): ppl %.2f, bpc %.3f",
-                result["cache_window"],
-                result["cache_theta"],
-                result["cache_lambda"],
-                result["test_ppl_cache"],
-                result.get("test_bpc_cache", float("nan")),
-            )
-        order = ("setup", "fit", "samples", "test", "stream_cache")  # samples: at the end of fit, inside it
-        times = [f"{name} {result[f'phase_{name}_s']:.1f} s" for name in order if f"phase_{name}_s" in result]
-        log.info("Phases: %s", ", ".join(times))
-        log.info("Run directory: %s (%.0f s)", cfg.paths.output_dir, result["wall_s"])
-    return result
+from lyricgen.cli import quiet_libraries, start_script, user_errors
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     quiet_libraries()
     with user_errors():
+        from lyricgen.training import train  # imported here: torch loads after start_script's settings
+
         return train(cfg).get("best_val_ppl")  # returned for Hydra sweepers (None for a final run: not for sweeps)
 
 
 if __name__ == "__main__":
-    sys.argv = quote_non_ascii(sys.argv)  # start_word=星星 as typed
-    check_overrides(sys.argv, Path(__file__).resolve().parents[1] / "conf", "train")  # a misspelt key: one line
+    start_script(__file__, "train")  # UTF-8 output, start_word=星星 as typed, a misspelt key: one line
     main()

@@ -74,9 +74,10 @@ def interruptible() -> None:
 
 
 def train_in_process(overrides: list[str], run_dir: Path) -> dict:
-    """Train through the real `train(cfg)` of scripts/train.py with the composed config, in this process (as
-    lightning-hydra-template's tests do); the run directory gets Hydra's `.hydra/config.yaml` as a real run's."""
-    from scripts.train import train
+    """Train through the real `train(cfg)` of lyricgen.training (what scripts/train.py calls) with the composed
+    config, in this process (as lightning-hydra-template's tests do); the run directory gets Hydra's
+    `.hydra/config.yaml` as a real run's."""
+    from lyricgen.training import train
 
     cfg = compose_train(overrides, run_dir)
     (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)

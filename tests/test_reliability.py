@@ -383,15 +383,14 @@ def test_ctrl_c_during_generation_exits_at_once_without_a_traceback(trained_run)
 
 
 def test_a_second_training_in_a_run_directory_that_one_is_writing_into_stops_and_changes_nothing(tmp_path, tiny_corpus):
-    import fcntl
+    from filelock import FileLock
 
     run = tmp_path / "run"
     first = train(tmp_path, tiny_corpus, "++trainer.max_steps=2")  # a finished run: its directory may be reused
     assert first.returncode == 0, first.stderr[-2000:]
     made = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".train.lock"}
     assert any(p.suffix == ".ckpt" for p in made) and run / ".hydra" / "overrides.yaml" in made
-    with open(run / ".train.lock", "a") as held:  # what a training still running holds
-        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with FileLock(run / ".train.lock"):  # what a training still running holds
         second = train(tmp_path, tiny_corpus, "trainer.max_epochs=1")
     assert_user_error(second, "another training is running in", str(run), "hydra.run.dir=")
     after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".train.lock"}

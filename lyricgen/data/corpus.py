@@ -38,11 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-try:
-    import fcntl
-except ImportError:  # Windows: no lock (processes started together each tokenise, and one cache is kept)
-    fcntl = None
+from filelock import FileLock, Timeout
 
 from lyricgen.data.source import Song, sha256_file
 from lyricgen.data.tokenizer import NEWLINE, Tokenizer, from_settings
@@ -286,26 +282,24 @@ def load_or_tokenize(
 
 @contextmanager
 def _cache_lock(folder: Path) -> Iterator[None]:
-    """Hold an exclusive lock on `folder`'s lock file (none where it cannot be made: no fcntl, a read-only folder).
+    """Hold an exclusive lock on `folder`'s lock file (none where it cannot be made: a read-only folder).
 
     The file is deleted on the way out: a process still waiting on it, or one that makes a new one, then finds
     the cache made and only maps it (two such processes may map it at once, which is harmless)."""
-    lock = folder.parent / f".{folder.name}.lock"
+    path = folder.parent / f".{folder.name}.lock"
+    lock = FileLock(path)  # fcntl on Linux and macOS, msvcrt on Windows
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(lock, "a") if fcntl else None
-    except OSError:
-        handle = None
-    if handle is None:
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            log.info("Waiting for another process to tokenise the corpus into %s", folder)
+            lock.acquire()
+    except OSError:  # a folder that cannot be written: no lock (the cache is not written there either)
         yield
         return
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("Waiting for another process to tokenise the corpus into %s", folder)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            lock.unlink(missing_ok=True)  # before the lock is released (when the file closes)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # before the lock is released
+        lock.release()
