@@ -62,7 +62,7 @@ def run_script(name: str, *args: str, cwd: Path | None = None, timeout: float = 
         cwd=cwd or ROOT,
         env=env,
         capture_output=True,
-        text=True,
+        encoding="utf-8",  # what the scripts write on every system (lyricgen.cli.utf8_output)
         timeout=timeout,
     )
 

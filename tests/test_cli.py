@@ -3,6 +3,8 @@ import pytest
 from lyricgen.cli import check_overrides, quote_non_ascii
 from tests.conftest import CONF, run_script
 
+pytestmark = pytest.mark.portable  # also run inside the simulation of macOS and Windows (.ci/run)
+
 
 def test_non_ascii_values_are_quoted_for_hydra():
     argv = [

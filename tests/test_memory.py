@@ -7,6 +7,8 @@ from lyricgen.errors import LyricgenError
 from lyricgen.memory import available_bytes, check_decoding_fits, check_training_fits, net_parameters
 from lyricgen.rnnlm import RNNLM, NetSettings
 
+pytestmark = pytest.mark.portable  # also run inside the simulation of macOS and Windows (.ci/run)
+
 
 @pytest.mark.parametrize(
     "settings",

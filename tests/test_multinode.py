@@ -50,6 +50,7 @@ def _tokenise_when_all_are_ready(cache_dir: Path, barrier) -> None:
     load_or_tokenize(read_songs, CharTokenizer(), "abc", cache_dir)
 
 
+@pytest.mark.portable
 def test_processes_started_together_tokenise_once(tmp_path):
     cache_dir = tmp_path / "cache"
     ctx = mp.get_context()  # the platform's way to start processes (spawn on macOS and Windows)

@@ -13,6 +13,8 @@ from lyricgen.data.source import corpus_digest, download, ensure_file, ensure_fi
 from lyricgen.errors import LyricgenError
 from tests.conftest import REAL_CI, write_songci
 
+pytestmark = pytest.mark.portable  # also run inside the simulation of macOS and Windows (.ci/run)
+
 
 @pytest.fixture
 def served(tmp_path):

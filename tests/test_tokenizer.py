@@ -10,6 +10,8 @@ from lyricgen.data.tokenizer import (
 )
 from lyricgen.errors import LyricgenError
 
+pytestmark = pytest.mark.portable  # also run inside the simulation of macOS and Windows (.ci/run)
+
 
 def test_words_and_phrase_breaks():
     tok = JiebaTokenizer()

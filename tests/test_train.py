@@ -29,6 +29,7 @@ def hparams_plugin_data(acc: EventAccumulator, tag: str) -> plugin_data_pb2.HPar
     return plugin_data_pb2.HParamsPluginData.FromString(acc.SummaryMetadata(tag).plugin_data.content)
 
 
+@pytest.mark.portable
 def test_training_drops_the_loss_and_writes_a_checkpoint_with_vocabulary(tmp_path, tiny_corpus, caplog):
     run_dir = tmp_path / "run"
     with caplog.at_level(logging.INFO, logger="lyricgen"):

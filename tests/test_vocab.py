@@ -2,6 +2,8 @@ import pytest
 
 from lyricgen.data.vocab import UNK, Vocab
 
+pytestmark = pytest.mark.portable  # also run inside the simulation of macOS and Windows (.ci/run)
+
 
 def test_min_freq_and_unknown_words():
     vocab = Vocab.build(["爱", "爱", "你", "你", "你", "雨"], min_freq=2)

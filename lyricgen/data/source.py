@@ -15,6 +15,7 @@ import re
 import shutil
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Mapping
@@ -47,9 +48,23 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def as_url(location: str) -> str:
+    """`data.url` as a URL: one with a scheme (https://, file://) as it is; a local path (`/data/x.zip`,
+    `~/x.zip`, `C:\\data\\x.zip` on Windows) as its file:// URL, made by `Path.as_uri()`. (A one-letter
+    "scheme" is a drive letter.)"""
+    if len(urllib.parse.urlsplit(location).scheme) > 1:
+        return location
+    return Path(location).expanduser().resolve().as_uri()
+
+
+def file_url(base: str, name: str) -> str:
+    """The URL of file `name` in the folder at `base` (a URL or a local path), `name` percent-encoded."""
+    return urllib.parse.urljoin(as_url(base).rstrip("/") + "/", urllib.parse.quote(name))
+
+
 def download(url: str, dest: str | os.PathLike, sha256: str | None = None, timeout: float = 60.0) -> Path:
-    """Fetch `url` (http(s):// or file://) into `dest` atomically, verifying `sha256` when given."""
-    dest = Path(dest)
+    """Fetch `url` (http(s)://, file:// or a local path) into `dest` atomically, verifying `sha256` when given."""
+    url, dest = as_url(url), Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     by_hand = f"download it yourself from {url} and put it at {dest}"
     log.info("Downloading %s -> %s", url, dest)
@@ -96,7 +111,7 @@ def ensure_files(folder: str | os.PathLike, base_url: str | None, files: Mapping
     if folder.exists() and not folder.is_dir():
         raise LyricgenError(f"corpus path {folder} is not a folder; delete it or set data.path to a folder")
     for name, sha256 in files.items():
-        ensure_file(folder / name, f"{base_url.rstrip('/')}/{name}" if base_url else None, sha256)
+        ensure_file(folder / name, file_url(base_url, name) if base_url else None, sha256)
     return folder
 
 

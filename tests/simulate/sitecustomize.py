@@ -70,10 +70,12 @@ def _spawn_only() -> None:
 
 
 def _macos_sysconf() -> None:
-    real = os.sysconf
+    real = getattr(os, "sysconf", None)
+    if real is None:  # (a real Windows machine running the simulation: nothing to take away)
+        return
 
     def sysconf(name):
-        if name in ("SC_AVPHYS_PAGES", os.sysconf_names.get("SC_AVPHYS_PAGES")):
+        if name == "SC_AVPHYS_PAGES" or name == os.sysconf_names.get("SC_AVPHYS_PAGES"):
             raise ValueError("unrecognized configuration name")
         return real(name)
 
@@ -87,7 +89,9 @@ def _windows() -> None:
     import filelock  # noqa: F401  (chooses its lock now: no fcntl, so marker files; it warns once, here)
     import psutil  # noqa: F401  (reads what it needs of os.sysconf at import, as on Linux; Windows has its own API)
 
-    del os.sysconf, os.sysconf_names
+    for name in ("sysconf", "sysconf_names"):
+        if hasattr(os, name):
+            delattr(os, name)
 
 
 if SYSTEM in ("macos", "windows"):
