@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from lyricgen.data.encoding import SplitChars
 from lyricgen.rnnlm import RNNLM
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ def cache_evaluation(
     net: RNNLM,
     val_ids: torch.Tensor,
     test_ids: torch.Tensor | None,
-    chars_per_token: dict[str, float],
+    chars: dict[str, SplitChars],
     windows,
     thetas,
     lams,
@@ -151,6 +152,6 @@ def cache_evaluation(
         for suffix, value in (("stream", stream_nll), ("cache", nll)):
             result[f"{stage}/loss_{suffix}"] = value
             result[f"{stage}/ppl_{suffix}"] = math.exp(value)
-            if chars_per_token.get(stage):
-                result[f"{stage}/bpc_{suffix}"] = value / math.log(2) / chars_per_token[stage]
+            if stage in chars:
+                result[f"{stage}/bpc_{suffix}"] = chars[stage].bpc(value)
     return result

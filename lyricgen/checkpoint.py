@@ -150,11 +150,12 @@ def saved_tokenizer(checkpoint: dict) -> dict:
 
 
 def tokenizer_diffs(checkpoint: dict, tokenizer: Mapping) -> list[tuple[str, object, object]]:
-    """(setting, in the checkpoint, here) for each tokeniser setting (name, hmm, lowercase) that differs."""
-    saved = saved_tokenizer(checkpoint)
+    """(setting, in the checkpoint, here) for each tokeniser setting (name, hmm, lowercase, char_fallback) that
+    differs (a checkpoint made before char fallback has none)."""
+    saved = {"char_fallback": False, **saved_tokenizer(checkpoint)}
     return [
         (k, saved[k], tokenizer[k])
-        for k in ("name", "hmm", "lowercase")
+        for k in ("name", "hmm", "lowercase", "char_fallback")
         if k in saved and k in tokenizer and saved[k] != tokenizer[k]
     ]
 
@@ -213,10 +214,12 @@ def pretrained_checkpoint(path: str | Path) -> Path:
     return path
 
 
-def init_from_shape(checkpoint: dict, path: str | Path, model: Mapping, typed: set[str], tokenizer: Mapping) -> dict:
+def init_from_shape(
+    checkpoint: dict, path: str | Path, model: Mapping, typed: set[str], tokenizer: Mapping | None
+) -> dict:
     """The model options of a run that starts from a pre-trained checkpoint: the shape (`SHAPE_FIELDS`) is the
     checkpoint's, the rest this config's. A shape option typed on the command line (`typed`) that differs, or
-    another tokeniser, is refused with the differences."""
+    another tokeniser than `tokenizer` (None: the checkpoint's is used), is refused with the differences."""
     hp = NetSettings.from_hparams(checkpoint["hyper_parameters"]).as_hparams()
     shape = {k: hp[k] for k in SHAPE_FIELDS}
     converted = hp["softmax"] != "full"  # an adaptive head becomes a full softmax (`_output_rows`)
@@ -227,14 +230,14 @@ def init_from_shape(checkpoint: dict, path: str | Path, model: Mapping, typed: s
         for k in shape
         if k in typed and model.get(k) != shape[k]
     ]
-    tokenizer_changes = tokenizer_diffs(checkpoint, tokenizer)
+    tokenizer_changes = tokenizer_diffs(checkpoint, tokenizer) if tokenizer is not None else []
     diffs += [
         f"tokenizer{'' if k == 'name' else ' ' + k}={here} here, {saved} in the checkpoint"
         for k, saved, here in tokenizer_changes
     ]
     if diffs:
         name = saved_tokenizer(checkpoint)["name"]
-        fix = f"use tokenizer={name}" if name != tokenizer.get("name") else "leave out those options"
+        fix = f"use tokenizer={name}" if tokenizer and name != tokenizer.get("name") else "leave out those options"
         raise LyricgenError(
             f"init_from={path} does not fit this run: {'; '.join(diffs)}; the model's shape and tokeniser come from "
             f"the checkpoint: {fix}"

@@ -37,6 +37,7 @@ class TrainOptions:
     seed: int | None = option(42, ge=0, le=2**32 - 1, note="Lightning's seed_everything takes 32 bits")
     ckpt_path: str | None = option(None, example="outputs/DATE/TIME/checkpoints/last.ckpt")
     init_from: str | None = option(None, example="runs/songci_char")
+    init_vocab: str = option("keep", choices=("keep", "map"), note="init_from's vocabulary, or this run's")
     no_copy_max_n: int = option(8, ge=2, le=16)
 
 
@@ -84,6 +85,7 @@ class TokenizerOptions:
 
     hmm: bool = option(True)
     lowercase: bool = option(False)
+    char_fallback: bool = option(True, note="jieba, char: a word outside the vocabulary as its characters")
 
 
 @dataclass

@@ -87,7 +87,7 @@ def critique(
     ngrams = generator.ngrams
     if ngrams is None and training_lines is not None:
         ngrams = NgramIndex.build([vocab.encode(words) for words in training_lines], max(copy_n, 8))
-    tokens_per_line = [generator.tokenizer.tokenize_line(line) for line in lines]
+    tokens_per_line = [generator.written(generator.tokenizer.tokenize_line(line)) for line in lines]
     ids = [i for tokens in tokens_per_line for i in (*vocab.encode(tokens), vocab.stoi.get(NEWLINE, 0))]
     nll = _token_nll(generator, ids)
     scores, pos, classes = [], 0, []
@@ -163,20 +163,25 @@ def read_lyrics(path: str | Path) -> str:
 
 
 def training_lines_of_run(ckpt_path: str | Path) -> list[list[str]] | None:
-    """The training split's lines (words) of the checkpoint's run, read with the run's data settings,
-    or None when its config or corpus is not at hand (then copies are found without their place)."""
+    """The training split's lines (words, as the checkpoint's model reads them) of the checkpoint's run, read
+    with the run's data settings, or None when its config or corpus is not at hand (then copies are found
+    without their place)."""
     from hydra.utils import instantiate
 
+    from lyricgen.checkpoint import load_checkpoint, read_extras
     from lyricgen.config import run_data_config
     from lyricgen.data.ngrams import word_lines
+    from lyricgen.data.tokenizer import from_settings
 
     try:
         data_cfg, _ = run_data_config(ckpt_path)
         if data_cfg is None:
             return None
         datamodule = instantiate(data_cfg)
+        vocab, tokenizer, _ = read_extras(load_checkpoint(ckpt_path))
+        datamodule.use_model(from_settings(tokenizer), vocab)  # the words as the model reads them
         datamodule.setup("fit")
     except (LyricgenError, OSError) as e:
         log.warning("training text not read (%s); copies are reported without their place", e)
         return None
-    return word_lines(datamodule.tokens("train"))
+    return word_lines(datamodule.written_tokens("train"))

@@ -17,7 +17,6 @@ from lyricgen.data.source import title_line
 from lyricgen.data.tokenizer import NEWLINE
 from lyricgen.decoding import DecodingOptions
 from lyricgen.decoding.templates import tune_of
-from lyricgen.errors import LyricgenError
 from lyricgen.generation import LyricsGenerator
 from lyricgen.metrics import form_metrics, lines_of, lyric_metrics, sample_lines, tune_metrics
 from lyricgen.model import LyricsLM
@@ -143,7 +142,7 @@ def cache_figures(
         model.net,
         datamodule.val_ids,
         test_ids,
-        datamodule.chars_per_token,
+        datamodule.chars,
         windows,
         thetas,
         lambdas,
@@ -170,13 +169,9 @@ def evaluate_checkpoint(
     test figures and sample measures only: nothing else is held out for it."""
     opts.check()
     generator = LyricsGenerator.from_checkpoint(ckpt_path)  # also checks that it is a lyricgen checkpoint
+    datamodule.use_model(generator.tokenizer, generator.vocab)  # its tokeniser and vocabulary, whatever the config
     datamodule.prepare_data()
     datamodule.setup("fit")
-    if datamodule.vocab != generator.vocab:
-        raise LyricgenError(
-            f"the data settings give another vocabulary ({len(datamodule.vocab)} words) than the checkpoint's "
-            f"({len(generator.vocab)}); evaluate with the data settings of its training run"
-        )
     model = LyricsLM.load_from_checkpoint(ckpt_path, map_location="cpu")
     trainer = L.Trainer(
         accelerator=accelerator,
@@ -230,8 +225,8 @@ def test_best_checkpoint(
     result = {k.replace("/", "_"): float(v) for k, v in scores.items() if k.startswith("test/")}
     result["phase_test_s"] = round(time.perf_counter() - start, 2)
     result["test_tokens"] = len(datamodule.test_ids) - 1  # predicted: the split's first token never is
-    if best and ckpt.best_model_score is not None and "val" in datamodule.chars_per_token:
-        result["best_val_bpc"] = math.log2(float(ckpt.best_model_score)) / datamodule.chars_per_token["val"]
+    if best and ckpt.best_model_score is not None and "val" in datamodule.chars:
+        result["best_val_bpc"] = datamodule.chars["val"].bpc(math.log(float(ckpt.best_model_score)))
     result.update({f"unk_share_{stage}": share for stage, share in datamodule.unk_share.items()})
     # trainer.test loaded the best weights into `model`: the cache reads the same network
     start = time.perf_counter()

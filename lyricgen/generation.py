@@ -106,10 +106,10 @@ class LyricsGenerator:
             self._tables[rule] = WordTables(self.vocab, rule, next(self.net.parameters()).device)
         return self._tables[rule]
 
-    def _unknown(self, what: str, word: str) -> LyricgenError:
+    def _unknown(self, what: str, word: str, why: str = "") -> LyricgenError:
         similar = _similar_words(word, self.vocab)
         hint = f"; similar words it knows: {', '.join(similar)}" if similar else f"; try another {what}"
-        return LyricgenError(f"{what} {word!r} is not in the model's vocabulary{hint}")
+        return LyricgenError(f"{what} {word!r} is not in the model's vocabulary{f' ({why})' if why else ''}{hint}")
 
     def tunes(self) -> list[Template]:
         """The tunes this model knows, the most common first."""
@@ -137,17 +137,26 @@ class LyricsGenerator:
         hint = f"nearest known tunes: {', '.join(near)}" if near else "cipai=list prints the known tunes"
         raise LyricgenError(f"cipai={cipai!r} is not a tune this model knows; {hint}")
 
+    def written(self, tokens: list[str]) -> list[str]:
+        """The tokens as the model writes them: with char fallback, a word outside its vocabulary as its
+        characters (`Vocab.open_tokens`); else as they are."""
+        return self.vocab.open_tokens(tokens) if self.tokenizer.char_fallback else tokens
+
     def encode_prompt(self, start_word: str) -> list[int]:
-        """Ids of the prompt; a word the model does not know is refused, with similar known words."""
+        """Ids of the prompt; a word the model cannot write (with char fallback: a character it has never seen)
+        is refused, with similar known words."""
         if not start_word:
             return []
         if start_word in self.vocab:  # a known word needs no segmentation (and no jieba import)
             return [self.vocab.stoi[start_word]]
-        tokens = self.tokenizer.tokenize(start_word.replace("\\n", "\n"))
-        unknown = [t for t in tokens if t not in self.vocab]
-        if unknown:
-            raise self._unknown("start_word", unknown[0])
-        return self.vocab.encode(tokens)
+        words = self.tokenizer.tokenize(start_word.replace("\\n", "\n"))
+        for word in words:
+            unknown = [t for t in self.written([word]) if t not in self.vocab]
+            if unknown and unknown[0] != word:  # a word spelt out, one of its characters never seen
+                raise self._unknown("start_word", word, f"it has never seen the character {unknown[0]!r}")
+            if unknown:
+                raise self._unknown("start_word", word)
+        return self.vocab.encode(self.written(words))
 
     def check_form(self, opts: DecodingOptions) -> None:
         """Refuse form options for a tokeniser without them, and keywords and a rhyme_with that the model
@@ -172,7 +181,7 @@ class LyricsGenerator:
         template = self.template(opts.cipai) if opts.cipai else None
         prompt = self.encode_prompt(start_word)
         if template is not None:  # a ci begins with its title line, as every ci of the corpus does
-            title = self.tokenizer.tokenize(title_line(template.tune)) + [NEWLINE]
+            title = self.written(self.tokenizer.tokenize(title_line(template.tune))) + [NEWLINE]
             prompt = self.vocab.encode(title) + prompt  # (a rare character of a title is <unk>, as in training)
         device = next(self.net.parameters()).device
         budget = None if opts.form else (opts.length if opts.length is not None else opts.max_length)

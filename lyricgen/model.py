@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields
 
 import lightning as L
@@ -168,10 +167,11 @@ class LyricsLM(L.LightningModule):
         # compute() already reduced over processes; sync_dist only averages equal values (and is the DDP idiom)
         self.log(f"{stage}/loss", loss, sync_dist=True)
         self.log(f"{stage}/ppl", torch.exp(loss), prog_bar=True, sync_dist=True)
-        # bits per character: the datamodule knows how many characters each predicted token stands for
-        chars_per_token = getattr(getattr(self.trainer, "datamodule", None), "chars_per_token", {}).get(stage)
-        if chars_per_token:
-            self.log(f"{stage}/bpc", loss / math.log(2) / chars_per_token, sync_dist=True)
+        # bits per character, every character counted: the datamodule knows the characters the predicted tokens
+        # stand for and the bits to spell out its <unk>s (lyricgen.data.encoding.SplitChars)
+        chars = getattr(getattr(self.trainer, "datamodule", None), "chars", {}).get(stage)
+        if chars:
+            self.log(f"{stage}/bpc", chars.bpc(loss), sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")

@@ -28,6 +28,7 @@ from lyricgen.checkpoint import (
 from lyricgen.cli import lightning_errors
 from lyricgen.config import check_config, final_run, plain, training_device, typed_keys
 from lyricgen.data.datamodule import LyricsDataModule
+from lyricgen.data.tokenizer import from_settings
 from lyricgen.decoding.templates import mine_templates, templates_to_dict
 from lyricgen.evaluation import log_hparams_summary, test_best_checkpoint
 from lyricgen.memory import check_training_fits
@@ -87,8 +88,11 @@ def build_trainer(cfg: DictConfig) -> tuple[L.Trainer, list[L.Callback]]:
 
 def model_options_of(cfg: DictConfig, datamodule: LyricsDataModule) -> tuple[dict, dict | None]:
     """The `model` options of this run, and the pre-trained checkpoint of `init_from` (else None). Resuming
-    (`ckpt_path`): the same model, and the checkpoint's vocabulary, which must fit the data. Fine-tuning
-    (`init_from`): the pre-trained model's shape (`init_from_shape`), its weights copied in `build_model`."""
+    (`ckpt_path`): the same model, with the checkpoint's tokeniser and vocabulary. Fine-tuning (`init_from`): the
+    pre-trained model's shape (`init_from_shape`), its weights copied in `build_model`, and by default
+    (`init_vocab=keep`, as GPT models are fine-tuned) its tokeniser and vocabulary, to which the characters of
+    this training split that it lacks are added as new rows; `init_vocab=map`: this run's own vocabulary, the
+    rows of the tokens both have copied."""
     options = {k: v for k, v in plain(cfg.model).items() if k != "_target_"}
     if cfg.get("ckpt_path"):
         checkpoint = load_checkpoint(cfg.ckpt_path)
@@ -96,14 +100,26 @@ def model_options_of(cfg: DictConfig, datamodule: LyricsDataModule) -> tuple[dic
         if options.get("cutoffs") is None and saved.get("softmax") == "adaptive":  # the checkpoint's clusters
             options["cutoffs"] = saved.get("cutoffs")
         check_resumable(checkpoint, cfg.ckpt_path, options, datamodule.tokenizer.settings)
-        datamodule.vocab = read_extras(checkpoint)[0]
+        vocab, tokenizer, _ = read_extras(checkpoint)
+        datamodule.use_model(from_settings(tokenizer), vocab)
     if not cfg.get("init_from"):
         return options, None
     path = pretrained_checkpoint(cfg.init_from)
     pretrained = load_checkpoint(path)
-    options = init_from_shape(pretrained, path, options, typed_keys("model", "cell"), datamodule.tokenizer.settings)
+    keep = cfg.get("init_vocab", "keep") == "keep"
+    here = None if keep else datamodule.tokenizer.settings  # keep: the checkpoint's tokeniser, whatever this config's
+    options = init_from_shape(pretrained, path, options, typed_keys("model", "cell"), here)
     with open_dict(cfg):  # the config, the hyperparameters and the logs say the shape the run really has
         cfg.model.update(options)
+    if keep:
+        vocab, tokenizer, _ = read_extras(pretrained)
+        datamodule.use_model(from_settings(tokenizer), vocab, new_rows=True)
+        log.info(
+            "init_from %s: its tokeniser (%s) and vocabulary of %d tokens (init_vocab=keep)",
+            path,
+            ", ".join(f"{k}={v}" for k, v in tokenizer.items() if k != "model"),
+            len(vocab),
+        )
     return options, pretrained
 
 

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from lyricgen.cache import StreamScores, cache_evaluation, cache_probs, mixed_nll, read_stream, tune
+from lyricgen.data.encoding import SplitChars
 from lyricgen.rnnlm import RNNLM, NetSettings
 
 
@@ -67,11 +68,14 @@ def test_cache_evaluation_reports_each_split():
     torch.manual_seed(0)
     net = RNNLM(NetSettings(30, "rnn", 8, 16)).eval()
     val, test = torch.randint(0, 30, (80,)), torch.randint(0, 30, (70,))
-    result = cache_evaluation(net, val, test, {"val": 2.0, "test": 2.0}, [20], [1.0], [0.1, 0.3])
+    chars = {"val": SplitChars(79, 158), "test": SplitChars(69, 138, unk_bits=69.0)}  # 2 characters a token
+    result = cache_evaluation(net, val, test, chars, [20], [1.0], [0.1, 0.3])
     assert result["val/loss_cache"] <= result["val/loss_stream"]  # tuned there; lam 0 is a candidate
     stream = read_stream(net, test)
     assert result["test/loss_stream"] == pytest.approx(-stream.target_prob.log().mean().item(), rel=1e-5)
-    assert result["test/bpc_cache"] == pytest.approx(result["test/loss_cache"] / math.log(2) / 2.0)
+    # bits per character: the loss in bits and the <unk>s' spelling (1 bit a token here), over 2 characters a token
+    assert result["test/bpc_cache"] == pytest.approx((result["test/loss_cache"] / math.log(2) + 1.0) / 2.0)
+    assert result["val/bpc_cache"] == pytest.approx(result["val/loss_cache"] / math.log(2) / 2.0)
     assert result["test/ppl_cache"] == pytest.approx(math.exp(result["test/loss_cache"]))
 
 
@@ -86,7 +90,7 @@ def test_max_tokens_reads_only_the_first_tokens_of_each_split():
     torch.manual_seed(0)
     net = RNNLM(NetSettings(30, "rnn", 8, 16)).eval()
     val, test = torch.randint(0, 30, (300,)), torch.randint(0, 30, (250,))
-    args = ({"val": 2.0, "test": 2.0}, [20], [1.0], [0.1, 0.3])
+    args = ({"val": SplitChars(299, 598), "test": SplitChars(249, 498)}, [20], [1.0], [0.1, 0.3])
     bounded = cache_evaluation(net, val, test, *args, max_tokens=100)
     assert bounded == pytest.approx(cache_evaluation(net, val[:100], test[:100], *args))
     assert bounded != pytest.approx(cache_evaluation(net, val, test, *args))
@@ -96,7 +100,7 @@ def test_progress_bars_show_each_stream_and_the_grid_and_change_no_figure(capsys
     torch.manual_seed(0)
     net = RNNLM(NetSettings(30, "rnn", 8, 16)).eval()
     val, test = torch.randint(0, 30, (600,)), torch.randint(0, 30, (500,))
-    args = ({"val": 2.0, "test": 2.0}, [20, 40], [0.5, 1.0], [0.1, 0.3])
+    args = ({"val": SplitChars(599, 1198), "test": SplitChars(499, 998)}, [20, 40], [0.5, 1.0], [0.1, 0.3])
     quiet = cache_evaluation(net, val, test, *args)
     assert capsys.readouterr().err == ""
     shown = cache_evaluation(net, val, test, *args, progress=True)

@@ -146,31 +146,44 @@ def test_old_json_cache_is_left_alone_and_not_read(tmp_path):
     assert "旧" not in corpus.types and old.read_text(encoding="utf-8").startswith('{"key": "x"')
 
 
-def test_data_module_reads_the_same_figures_from_ids_as_from_token_lists(tmp_path):
-    """The set-up from the mapped ids against the token-list formulas of lyricgen 0.1, on the real corpus."""
+@pytest.mark.parametrize("char_fallback", [True, False], ids=["open", "words only"])
+def test_data_module_reads_the_same_figures_from_ids_as_from_token_lists(tmp_path, char_fallback):
+    """The set-up from the mapped ids against the token-list formulas of lyricgen 0.1 (a word outside the
+    vocabulary written as its characters first, with char fallback), on the real corpus."""
+    from lyricgen.data.vocab import Vocab
+
     path = ROOT / "data" / "jaychou_lyrics.txt.zip"
     if not path.is_file():
         pytest.skip("data/jaychou_lyrics.txt.zip is missing: copy it from ../shared/data (as .ci/run does)")
-    cold = LyricsDataModule(str(path), cache_dir=str(tmp_path))
+    tokenizer = JiebaTokenizer(char_fallback=char_fallback)
+    cold = LyricsDataModule(str(path), cache_dir=str(tmp_path), tokenizer=tokenizer)
     cold.setup("fit")
-    warm = LyricsDataModule(str(path), cache_dir=str(tmp_path))
+    warm = LyricsDataModule(str(path), cache_dir=str(tmp_path), tokenizer=tokenizer)
     warm.setup("fit")
     assert isinstance(warm.corpus.ids, np.memmap) and not isinstance(cold.corpus.ids, np.memmap)
     for dm in (cold, warm):
         tokens = {split: dm.tokens(split) for split in dm.SPLITS}
         assert sum(map(len, tokens.values())) == 42_563
+        assert dm.vocab == Vocab.build(tokens["train"], min_freq=2, chars=char_fallback)
+        written = {split: dm.vocab.open_tokens(t) if char_fallback else t for split, t in tokens.items()}
         for split in dm.SPLITS:
-            assert getattr(dm, f"{split}_ids").tolist() == dm.vocab.encode(tokens[split])
+            assert getattr(dm, f"{split}_ids").tolist() == dm.vocab.encode(written[split])
         for split in ("val", "test"):
-            held = tokens[split]
+            held = written[split]
             assert dm.chars_per_token[split] == pytest.approx(dm.tokenizer.text_length(held[1:]) / (len(held) - 1))
-        from lyricgen.data.vocab import Vocab
-
-        assert dm.vocab == Vocab.build(tokens["train"], min_freq=2)
-        old = NgramIndex.from_tokens(tokens["train"], dm.vocab.stoi, 8)
+        old = NgramIndex.from_tokens(written["train"], dm.vocab.stoi, 8)
         new = dm.training_ngrams(8)
         assert all(np.array_equal(old.contexts[n], new.contexts[n]) for n in range(2, 9))
         assert all(np.array_equal(old.nexts[n], new.nexts[n]) for n in range(2, 9))
+    held = written["test"][1:]
+    unknown = [t for t in held if t not in cold.vocab]
+    assert cold.unk_share["test"] == pytest.approx(len(unknown) / len(held))
+    if char_fallback:  # <unk> is left only for characters the training split never has: 5.0% of the test tokens
+        train_chars = set("".join(tokens["train"]))
+        assert all(len(t) == 1 and t not in train_chars for t in unknown)
+        assert 0.04 < cold.unk_share["test"] < 0.06
+    else:  # words the training split has fewer than twice: a quarter of the test tokens
+        assert 0.24 < cold.unk_share["test"] < 0.25
 
 
 @pytest.mark.slow

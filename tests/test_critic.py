@@ -24,7 +24,7 @@ def test_critic_reads_lines_classes_copies_and_perplexity(trained_run):
     assert c.scheme == "AAXXX" and c.rhyme_rate == 1 / 4
     copied = [s.copied >= 4 for s in c.lines]
     assert copied == [False, False, False, True, False]  # a training line, word for word
-    assert {"看着", "月光"} <= set(c.unknown)  # the tiny corpus does not know them: scored as <unk>
+    assert {"看", "光"} <= set(c.unknown)  # 看着, 月光: spelt out, the characters the tiny corpus never has are <unk>
     # the learnt line is far likelier than the others (which hold unknown words)
     assert 3 * c.lines[3].ppl < min(s.ppl for i, s in enumerate(c.lines) if i != 3)
     assert math.isfinite(c.ppl)

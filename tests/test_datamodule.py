@@ -5,9 +5,12 @@ import pytest
 import torch
 
 from lyricgen.data.datamodule import LyricsDataModule
-from lyricgen.data.tokenizer import NEWLINE
+from lyricgen.data.encoding import UNICODE_CHARS
+from lyricgen.data.tokenizer import NEWLINE, JiebaTokenizer
 from lyricgen.errors import LyricgenError
 from lyricgen.model import LyricsLM
+
+WORDS_ONLY = JiebaTokenizer(char_fallback=False)  # lyricgen before 0.3: a word outside the vocabulary is <unk>
 
 
 def make(path, tmp_path, **kw):
@@ -22,7 +25,7 @@ def test_protocol_v2_test_is_the_last_lines_val_the_block_before(tmp_path):
     lines = [f"第{i}行 歌词" for i in range(16)] + ["验证 的 秘密", "只在 验证 里", "最后 的 考试", "只在 测试 里"]
     path = tmp_path / "c.txt"
     path.write_text("\n".join(lines), encoding="utf-8")
-    dm = make(path, tmp_path, val_fraction=0.1, test_fraction=0.1)
+    dm = make(path, tmp_path, val_fraction=0.1, test_fraction=0.1, tokenizer=WORDS_ONLY)
     text = {name: "".join(dm.tokens(name)).split(NEWLINE)[:-1] for name in ("train", "val", "test")}
     assert text["test"] == ["最后 的 考试", "只在 测试 里"]  # the last 10% of the lines, in order
     assert text["val"] == ["验证 的 秘密", "只在 验证 里"]  # the 10% before it
@@ -36,8 +39,8 @@ def test_train_on_val_trains_on_every_line_before_the_test_block(tmp_path):
     lines = [f"第{i}行 歌词" for i in range(16)] + ["验证 的 秘密", "只在 验证 里", "最后 的 考试", "只在 测试 里"]
     path = tmp_path / "c.txt"
     path.write_text("\n".join(lines), encoding="utf-8")
-    held_out = make(path, tmp_path, val_fraction=0.1, test_fraction=0.1)
-    final = make(path, tmp_path, val_fraction=0.1, test_fraction=0.1, train_on_val=True)
+    held_out = make(path, tmp_path, val_fraction=0.1, test_fraction=0.1, tokenizer=WORDS_ONLY)
+    final = make(path, tmp_path, val_fraction=0.1, test_fraction=0.1, train_on_val=True, tokenizer=WORDS_ONLY)
     text = {name: "".join(final.tokens(name)).split(NEWLINE)[:-1] for name in ("train", "val", "test")}
     assert text["train"] == lines[:18]  # the training lines, then the validation lines
     assert text["test"] == ["最后 的 考试", "只在 测试 里"]  # the test block does not move
@@ -98,7 +101,7 @@ def test_test_max_tokens_cuts_a_folder_after_whole_songs(tmp_path):
 
 
 def test_chars_per_token_counts_spaces_and_line_breaks(tmp_path):
-    lines = [f"第{i}行 歌词" for i in range(18)] + ["天空 很蓝", "我 爱 你"]
+    lines = [f"第{i}行 歌词" for i in range(18)] + ["歌词 第行", "我 爱 你"]
     path = tmp_path / "c.txt"
     path.write_text("\n".join(lines), encoding="utf-8")
     dm = make(path, tmp_path, val_fraction=0.05, test_fraction=0.05, seq_len=3)
@@ -109,8 +112,9 @@ def test_chars_per_token_counts_spaces_and_line_breaks(tmp_path):
 
 
 def test_bpc_is_the_summed_nll_in_bits_over_the_characters(tmp_path):
-    """A uniform model over V words costs log2(V) bits per predicted token: bpc = that x tokens / chars."""
-    lines = [f"第{i}行 歌词" for i in range(18)] + ["天空 很蓝", "我 爱 你"]
+    """A uniform model over V tokens costs log2(V) bits per predicted token; each <unk> it predicts costs the bits
+    to spell its character too (an add-one unigram of the training characters over all of Unicode)."""
+    lines = [f"第{i}行 歌词" for i in range(18)] + ["歌词 第行", "我 爱 你"]
     path = tmp_path / "c.txt"
     path.write_text("\n".join(lines), encoding="utf-8")
     dm = make(path, tmp_path, val_fraction=0.05, test_fraction=0.05, seq_len=3)
@@ -120,9 +124,13 @@ def test_bpc_is_the_summed_nll_in_bits_over_the_characters(tmp_path):
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
     (scores,) = trainer.test(model, datamodule=dm, verbose=False)
     v = len(dm.vocab)
-    # test text "我 爱 你\n": targets " ", "爱", " ", "你", "\n" = 5 tokens, 5 characters
-    assert scores["test/bpc"] == pytest.approx(5 * math.log2(v) / 5, rel=1e-5)
-    assert scores["test/ppl"] == pytest.approx(v, rel=1e-4)
+    # test text "我 爱 你\n": targets " ", "爱", " ", "你", "\n" = 5 tokens, 5 characters; 爱 and 你 are <unk>
+    # (characters the training split never has), each spelt out at -log2(1 / (training characters + Unicode))
+    training_chars = sum(len(line) + 1 for line in lines[:18])  # their characters, spaces and line breaks
+    spell = math.log2(training_chars + UNICODE_CHARS)
+    assert dm.unk_share["test"] == pytest.approx(2 / 5)
+    assert scores["test/bpc"] == pytest.approx((5 * math.log2(v) + 2 * spell) / 5, rel=1e-5)
+    assert scores["test/ppl"] == pytest.approx(v, rel=1e-4)  # per token: no spelling in it
 
 
 def test_batches_have_the_configured_shape(tmp_path, tiny_corpus):
@@ -167,7 +175,7 @@ def test_max_vocab_keeps_the_most_frequent_training_words(tmp_path):
 
     path = tmp_path / "c.txt"
     path.write_text("\n".join(f"词{i % 23} 字{i % 7} 歌{i % 3}" for i in range(200)), encoding="utf-8")
-    full, capped = make(path, tmp_path), make(path, tmp_path, max_vocab=12)
+    full, capped = make(path, tmp_path, tokenizer=WORDS_ONLY), make(path, tmp_path, max_vocab=12, tokenizer=WORDS_ONLY)
     assert len(capped.vocab) == 12 + 1 and len(full.vocab) > 13
     counts = Counter(capped.tokens("train"))
     assert min(counts[t] for t in capped.vocab.itos[1:]) >= max(
@@ -175,4 +183,4 @@ def test_max_vocab_keeps_the_most_frequent_training_words(tmp_path):
     )
     assert capped.unk_share["val"] > full.unk_share["val"]  # the words left out become <unk>
     with pytest.raises(LyricgenError, match="data.max_vocab=3 leaves a vocabulary of 3 words"):
-        make(path, tmp_path, max_vocab=3)
+        make(path, tmp_path, max_vocab=3, tokenizer=WORDS_ONLY)

@@ -31,20 +31,38 @@ def test_copy_pretrained_copies_the_rows_of_shared_tokens_and_leaves_new_ones_fr
     assert torch.equal(net.rnn.weight_hh_l0, old["rnn.weight_hh_l0"])  # the cell as trained
 
 
-def test_fine_tuning_on_another_corpus_starts_from_the_pretrained_weights(tmp_path, trained_run):
+def _fine_tune(tmp_path, trained_run, *extra) -> tuple[dict, dict]:
+    """A run on another corpus from the tiny model, at a learning rate of almost nothing (after the run, the
+    shared rows are still the pre-trained ones): (its last checkpoint, the pre-trained one)."""
     corpus = tmp_path / "other.txt"
     corpus.write_text("\n".join(["星星在天上闪烁", "我们唱一首新歌", "夜晚的风很安静"] * 40) + "\n", encoding="utf-8")
-    pretrained = best_checkpoint(trained_run)
     run_dir = tmp_path / "run"
-    # a learning rate of almost nothing: after the run, the shared rows are still the pre-trained ones
     overrides = tiny_overrides(corpus, tmp_path, f"init_from={trained_run}", "trainer.max_epochs=1", "model.lr=1e-9")
     overrides = [o for o in overrides if not o.startswith(("model.emb_dim", "model.hidden_size"))]
-    train_in_process([*overrides, "model.hidden_size=999"], run_dir)  # not typed on a command line: taken as is
+    train_in_process([*overrides, "model.hidden_size=999", *extra], run_dir)  # not typed: taken as is
     tuned = load_checkpoint(next((run_dir / "checkpoints").glob("last.ckpt")))
-    base = load_checkpoint(pretrained)
+    base = load_checkpoint(best_checkpoint(trained_run))
     assert tuned["hyper_parameters"]["hidden_size"] == base["hyper_parameters"]["hidden_size"] == 64
+    return tuned, base
+
+
+def test_fine_tuning_keeps_the_pretrained_vocabulary_and_adds_new_characters_as_new_rows(tmp_path, trained_run):
+    tuned, base = _fine_tune(tmp_path, trained_run, "tokenizer=char")  # the checkpoint's tokeniser wins (jieba)
     new_vocab, old_vocab = read_extras(tuned)[0], read_extras(base)[0]
-    assert new_vocab != old_vocab and "一首" in new_vocab.stoi and "一首" not in old_vocab.stoi
+    assert read_extras(tuned)[1]["name"] == "jieba"
+    assert new_vocab.itos[: len(old_vocab)] == old_vocab.itos  # every pre-trained row where it was
+    added = new_vocab.itos[len(old_vocab) :]
+    assert "一首" not in new_vocab and {"唱", "一", "首", "新", "歌", "很"} <= set(added)  # spelt out; new rows
+    assert all(len(t) == 1 for t in added)
+    emb = "net.embedding.weight"
+    rows = len(old_vocab)
+    assert torch.allclose(tuned["state_dict"][emb][:rows], base["state_dict"][emb], atol=1e-5)
+
+
+def test_init_vocab_map_gives_the_run_its_own_vocabulary_with_the_shared_rows_copied(tmp_path, trained_run):
+    tuned, base = _fine_tune(tmp_path, trained_run, "init_vocab=map")
+    new_vocab, old_vocab = read_extras(tuned)[0], read_extras(base)[0]
+    assert new_vocab != old_vocab and new_vocab.itos[: len(old_vocab)] != old_vocab.itos
     for word in ("星星", "闪烁", "夜晚"):
         a = tuned["state_dict"]["net.embedding.weight"][new_vocab.stoi[word]]
         b = base["state_dict"]["net.embedding.weight"][old_vocab.stoi[word]]
@@ -58,10 +76,10 @@ def test_init_from_refuses_what_does_not_fit(tmp_path, trained_run, tiny_corpus)
     cases = {
         "model.hidden_size=128": "init_from=.* does not fit this run: model.hidden_size=128 here, 64 in the checkpoint",
         "model=gru": "model.cell=gru here, rnn in the checkpoint",
-        "tokenizer=char": "tokenizer=char here, jieba in the checkpoint; .*: use tokenizer=jieba",
+        "init_vocab=map tokenizer=char": "tokenizer=char here, jieba in the checkpoint; .*: use tokenizer=jieba",
     }
     for override, message in cases.items():
-        out = run_script("train", *base, f"init_from={ckpt}", override, f"hydra.run.dir={tmp_path / 'x'}")
+        out = run_script("train", *base, f"init_from={ckpt}", *override.split(), f"hydra.run.dir={tmp_path / 'x'}")
         assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
         assert __import__("re").search(message, out.stderr), out.stderr
     missing = run_script("train", *base, f"init_from={tmp_path / 'nope.ckpt'}", f"hydra.run.dir={tmp_path / 'y'}")

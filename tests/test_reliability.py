@@ -279,7 +279,9 @@ def test_data_text_without_a_path_is_refused_not_trained_on_jaychou(tmp_path):
 
 def test_degenerate_set_ups_are_refused_with_the_numbers(tmp_path, tiny_corpus):
     assert_user_error(
-        train(tmp_path, tiny_corpus, "data.min_freq=100000"), "leaves a vocabulary of 0 words", "lower data.min_freq"
+        train(tmp_path, tiny_corpus, "data.min_freq=100000", "data.tokenizer.char_fallback=false"),
+        "leaves a vocabulary of 0 words",
+        "lower data.min_freq",
     )
     assert_user_error(
         train(tmp_path, tiny_corpus, "data.batch_size=50"),

@@ -240,7 +240,9 @@ def tokenize_corpus(songs: list[Song], tokenizer: Tokenizer, workers: int | None
 
 
 def cache_key(corpus_sha256: str, tokenizer: Tokenizer) -> str:
-    src = json.dumps({"corpus": corpus_sha256, "tokenizer": tokenizer.settings, "format": CACHE_FORMAT}, sort_keys=True)
+    src = json.dumps(
+        {"corpus": corpus_sha256, "tokenizer": tokenizer.cache_settings, "format": CACHE_FORMAT}, sort_keys=True
+    )
     return hashlib.sha256(src.encode()).hexdigest()
 
 

@@ -14,10 +14,11 @@ from torch.utils.data import DataLoader
 
 from lyricgen.data.corpus import TokenizedCorpus, load_or_tokenize
 from lyricgen.data.datasets import ChunkDataset, StreamDataset, pad_collate
+from lyricgen.data.encoding import Speller, SplitChars, TypeIds
 from lyricgen.data.ngrams import NgramIndex
 from lyricgen.data.source import FORMATS, Song, corpus_digest, ensure_file, ensure_files, read_songs
 from lyricgen.data.tokenizer import NEWLINE, SPACE, JiebaTokenizer, Tokenizer
-from lyricgen.data.vocab import Vocab
+from lyricgen.data.vocab import UNK, Vocab
 from lyricgen.errors import LyricgenError
 from lyricgen.schema import check, option
 
@@ -171,7 +172,8 @@ class LyricsDataModule(L.LightningDataModule):
         if test_max_tokens is not None and test_max_tokens <= seq_len:
             raise LyricgenError(
                 f"data.test_max_tokens={test_max_tokens} leaves the test split less than one chunk of "
-                f"data.seq_len + 1 = {seq_len + 1} tokens; raise it (e.g. data.test_max_tokens=100000) or set it to null"
+                f"data.seq_len + 1 = {seq_len + 1} tokens; raise it (e.g. data.test_max_tokens=100000) or set it "
+                "to null"
             )
         self.path, self.url, self.sha256, self.member = path, url, sha256, member
         self.format, self.files = format, dict(files) if files else None
@@ -186,11 +188,13 @@ class LyricsDataModule(L.LightningDataModule):
         self.blank_lines = blank_lines
         self.tokenize_workers = tokenize_workers
         self.vocab: Vocab | None = None  # set it before setup() to reuse a checkpoint's vocabulary
+        self.init_vocab: Vocab | None = None  # a trained model's vocabulary (`use_model`)
+        self.new_rows = False  # append the training split's characters that `init_vocab` lacks (`use_model`)
         self.corpus: TokenizedCorpus | None = None  # the whole corpus as ids (`lyricgen.data.corpus`)
         self.spans: dict[str, tuple[int, int]] = {}  # per split: its [start, stop) token offsets in the corpus
         self.lines: dict[str, tuple[int, int]] = {}  # per split: its [start, stop) line indices
         self._loaded: TokenizedCorpus | None = None
-        self.chars_per_token: dict[str, float] = {}  # per split: characters / predicted tokens (for bpc)
+        self.chars: dict[str, SplitChars] = {}  # per held-out split: what bits per character counts
         self.unk_share: dict[str, float] = {}  # per held-out split: share of its tokens that are <unk>
 
     def _corpus(self) -> TokenizedCorpus:
@@ -220,45 +224,91 @@ class LyricsDataModule(L.LightningDataModule):
         self._ensure_source()
         self._corpus()
 
+    def use_model(self, tokenizer: Tokenizer, vocab: Vocab, new_rows: bool = False) -> None:
+        """Encode this corpus as a trained model reads it, before `setup`: with its tokeniser (which replaces
+        this module's) and its vocabulary (resuming, evaluating). `new_rows` (fine-tuning): the training split's
+        characters the vocabulary lacks are appended to it (char fallback), to become new rows of the model."""
+        self.tokenizer, self.init_vocab, self.new_rows = tokenizer, vocab, new_rows
+
     def tokens(self, split: str) -> list[str]:
         """The tokens of a split ("train", "val", "test") as strings, `<unk>` not applied (for the
         evaluation measures and tests; training reads `train_ids`)."""
         return self.corpus.tokens(*self.spans[split])
+
+    def written_tokens(self, split: str) -> list[str]:
+        """The tokens of a split as the model reads them: with char fallback, a word outside the vocabulary as
+        its characters (`Vocab.open_tokens`)."""
+        tokens = self.tokens(split)
+        return self.vocab.open_tokens(tokens) if self.tokenizer.char_fallback else tokens
 
     def setup(self, stage: str | None = None) -> None:
         if self.corpus is not None:
             return  # already set up (the training function sets up before the trainer does)
         self._ensure_source()
         corpus = self._corpus()
+        lines, spans = self._split(corpus)
+        self._check_sizes(corpus, spans)
+        types = corpus.ids[slice(*spans["train"])]
+        counts = dict(zip(corpus.types, np.bincount(types, minlength=len(corpus.types)).tolist()))
+        self.vocab = self._vocabulary(counts, spans)
+        one_char = self.tokenizer.char_fallback or self.tokenizer.name == "char"  # what an <unk> stands for
+        speller = Speller.of_training(counts, self.vocab, one_char)
+        self.type_ids = TypeIds(corpus.types, self.vocab, self.tokenizer.char_fallback, speller)
+        self.train_ids, self.val_ids, self.test_ids = (
+            torch.from_numpy(self.type_ids.ids(corpus.ids[slice(*spans[split])])) for split in self.SPLITS
+        )
+        self._measure_held_out(corpus, lines, spans)
+        log.info(
+            "Corpus: %d training%s, %d validation, %d test tokens, vocabulary of %d (min_freq=%d, max_vocab=%s%s), "
+            "<unk> share val %.3f test %.3f",
+            len(self.train_ids), " (the validation lines included: data.train_on_val)" if self.train_on_val else "",
+            len(self.val_ids), len(self.test_ids), len(self.vocab), self.min_freq, self.max_vocab,
+            ", every character of the training split" if self.tokenizer.char_fallback else "",
+            self.unk_share.get("val", 0.0), self.unk_share.get("test", 0.0),
+        )  # fmt: skip
+        self.corpus, self.spans = corpus, spans
+        if self.train_on_val:
+            lines["train"] = (0, lines["val"][1])
+        self.lines = lines  # per split: its [start, stop) line indices
+
+    def _split(self, corpus: TokenizedCorpus) -> tuple[dict, dict]:
+        """Protocol v2: each split's [start, stop) line indices and token offsets (`split_lines`), the test
+        split cut to data.test_max_tokens, the training split with the validation lines in a final run."""
         val_start, test_start = split_lines(corpus.song_lines, self.val_fraction, self.test_fraction)
         bounds = [0, corpus.line_offset(val_start), corpus.line_offset(test_start), len(corpus)]
         spans = dict(zip(self.SPLITS, zip(bounds, bounds[1:])))
         if self.train_on_val:  # the vocabulary, the training stream and the n-grams of no_copy take both blocks
             spans["train"] = (0, spans["val"][1])
         lines = dict(zip(self.SPLITS, ((0, val_start), (val_start, test_start), (test_start, corpus.n_lines))))
-        if self.test_fraction > 0 and (test_stop := bounded_stop(corpus, test_start, self.test_max_tokens)) < corpus.n_lines:
+        if (
+            self.test_fraction > 0
+            and (test_stop := bounded_stop(corpus, test_start, self.test_max_tokens)) < corpus.n_lines
+        ):
             lines["test"], spans["test"] = (test_start, test_stop), (bounds[2], corpus.line_offset(test_stop))
             log.info(
                 f"Test split: its first {test_stop - test_start:,} of {corpus.n_lines - test_start:,} lines, "
                 f"{spans['test'][1] - bounds[2]:,} of its {len(corpus) - bounds[2]:,} tokens "
                 f"(data.test_max_tokens={self.test_max_tokens:,}; null: all)"
             )
+        return lines, spans
+
+    def _check_sizes(self, corpus: TokenizedCorpus, spans: dict) -> None:
+        """Refuse splits shorter than a chunk, and a training split shorter than a batch."""
         need = self.seq_len + 1
         size = {split: stop - start for split, (start, stop) in spans.items()}
         sizes = {"training": size["train"], "validation": size["val"]}
         if self.test_fraction > 0:
             sizes["test"] = size["test"]
+        listed = ", ".join(f"{n} for {name}" for name, n in sizes.items())
         if min(sizes.values()) < need and sum(sizes.values()) >= len(sizes) * need:  # tokens enough, lines not
             raise LyricgenError(
                 f"corpus {self.path} has {corpus.n_lines:,} line{'s' if corpus.n_lines != 1 else ''} for "
                 f"{len(corpus):,} tokens, and the splits are made of whole lines, so one split gets (nearly) all "
-                f"of it ({', '.join(f'{n} for {name}' for name, n in sizes.items())}); break the text into lines "
-                "(one lyric line or sentence per line)"
+                f"of it ({listed}); break the text into lines (one lyric line or sentence per line)"
             )
         if min(sizes.values()) < need:
             raise LyricgenError(
-                f"corpus {self.path} is too short: {sum(sizes.values())} tokens "
-                f"({', '.join(f'{n} for {name}' for name, n in sizes.items())}), but each split "
+                f"corpus {self.path} is too short: {sum(sizes.values())} tokens ({listed}), but each split "
                 f"needs at least data.seq_len + 1 = {need}; give more text or lower data.seq_len"
             )
         if size["train"] < self.batch_size * self.seq_len + 1:
@@ -267,9 +317,15 @@ class LyricsDataModule(L.LightningDataModule):
                 f"(data.batch_size {self.batch_size} x data.seq_len {self.seq_len} = "
                 f"{self.batch_size * self.seq_len:,} tokens); give more text or lower data.batch_size or data.seq_len"
             )
-        train_types = corpus.ids[slice(*spans["train"])]
-        counts = np.bincount(train_types, minlength=len(corpus.types)).tolist()
-        built = Vocab.from_counts(dict(zip(corpus.types, counts)), self.min_freq, self.max_vocab)
+
+    def _vocabulary(self, counts: dict[str, int], spans: dict) -> Vocab:
+        """The vocabulary of the training split's token `counts`; or a trained model's (`use_model`), with the
+        training split's characters it lacks appended when fine-tuning; or the one set before setup, which these
+        settings must build again."""
+        chars = self.tokenizer.char_fallback
+        built = Vocab.from_counts(counts, self.min_freq, self.max_vocab, chars)
+        if self.init_vocab is not None:
+            return self._model_vocabulary(counts, built)
         least = self.tokenizer.min_vocab
         if self.vocab is None and len(built) - 1 < least:
             if self.max_vocab is not None and self.max_vocab < least:
@@ -279,8 +335,8 @@ class LyricsDataModule(L.LightningDataModule):
                 )
             raise LyricgenError(
                 f"data.min_freq={self.min_freq} leaves a vocabulary of {len(built) - 1} words besides <unk> "
-                f"(from {size['train']:,} training tokens of {self.path}); a model needs at least "
-                f"{least}: lower data.min_freq (e.g. data.min_freq=2) or give more text"
+                f"(from {spans['train'][1] - spans['train'][0]:,} training tokens of {self.path}); a model needs at "
+                f"least {least}: lower data.min_freq (e.g. data.min_freq=2) or give more text"
             )
         if self.vocab is not None and self.vocab != built:  # a vocabulary given from a checkpoint
             raise LyricgenError(
@@ -288,41 +344,65 @@ class LyricsDataModule(L.LightningDataModule):
                 f"({len(built)} words from {self.path}, min_freq={self.min_freq}); use the data settings "
                 "of the run that wrote the checkpoint"
             )
-        self.vocab = self.vocab or built
-        # corpus ids -> vocabulary ids: one lookup table, applied to the mapped array of each split
-        self.lookup = np.asarray([self.vocab.stoi.get(t, self.vocab.unk_id) for t in corpus.types], dtype=np.int64)
-        self.train_ids, self.val_ids, self.test_ids = (
-            torch.from_numpy(self.lookup[corpus.ids[slice(*spans[split])]]) for split in self.SPLITS
-        )
+        return self.vocab or built
+
+    def _model_vocabulary(self, counts: dict[str, int], built: Vocab) -> Vocab:
+        """A trained model's vocabulary (`use_model`) over this corpus: fine-tuning (`new_rows`), with the
+        training split's characters it lacks appended; else (resuming, evaluating) as it is, refused when the
+        training split holds what it lacks (characters, with char fallback; else words of min_freq): then these
+        are not the data settings of the run that made it."""
+        if self.tokenizer.char_fallback:
+            lacking = sorted({c for t, n in counts.items() if n and t != UNK for c in t} - set(self.init_vocab.itos))
+        else:
+            lacking = [t for t in built.itos if t not in self.init_vocab]
+        if self.new_rows and self.tokenizer.char_fallback:
+            return self.init_vocab.extended(lacking)
+        if lacking and not self.new_rows:
+            what = "characters" if self.tokenizer.char_fallback else f"words of min_freq={self.min_freq}"
+            raise LyricgenError(
+                f"the vocabulary of the checkpoint ({len(self.init_vocab):,} tokens) does not match this data: it "
+                f"lacks {len(lacking):,} {what} of the training split of {self.path} (e.g. "
+                f"{', '.join(repr(t) for t in lacking[:3])}); use the data settings of the run that wrote it"
+            )
+        return self.init_vocab
+
+    def _measure_held_out(self, corpus: TokenizedCorpus, lines: dict, spans: dict) -> None:
+        """Each held-out split's `chars` (what bits per character counts, `SplitChars`) and `<unk>` share. The
+        first token is never a target: the figures are over the rest, and the characters are those of the
+        split's lines less what its first token (its first piece, when spelt out) stands for."""
         unk = self.vocab.unk_id
         for stage, ids in (("val", self.val_ids), ("test", self.test_ids)):
-            if len(ids) > 1:
-                # the first token is never a target: the figures are over tokens[1:], and the characters
-                # are those of the split's lines less what its first token stands for
-                first, end = lines[stage][0], lines[stage][1]
-                first_line = corpus.tokens(spans[stage][0], corpus.line_offset(first + 1))
+            if len(ids) <= 1:
+                continue
+            (first, end), (start, stop) = lines[stage], spans[stage]
+            first_type = int(corpus.ids[start])
+            if self.tokenizer.additive_length:
+                first_chars = int(self.type_ids.first_chars[first_type])
+            else:  # the tokeniser's own text of the first line, with and without its first token
+                first_line = corpus.tokens(start, corpus.line_offset(first + 1))
                 first_chars = int(corpus.line_chars[first]) - self.tokenizer.text_length(first_line[1:])
-                chars = int(corpus.line_chars[first:end].sum()) - first_chars
-                self.chars_per_token[stage] = chars / (len(ids) - 1)
-                if stage == "test" or not self.train_on_val:  # a share of the held-out splits only
-                    self.unk_share[stage] = float((ids[1:] == unk).float().mean())
+            types = corpus.ids[start:stop]
+            unk_bits = float(self.type_ids.unk_bits[types].sum() - self.type_ids.first_unk_bits[first_type])
+            chars = int(corpus.line_chars[first:end].sum()) - first_chars
+            self.chars[stage] = SplitChars(len(ids) - 1, chars, unk_bits)
+            if stage == "test" or not self.train_on_val:  # a share of the held-out splits only
+                self.unk_share[stage] = float((ids[1:] == unk).float().mean())
         if self.unk_share.get("val", 0.0) > MAX_UNK_SHARE:
-            raise LyricgenError(
-                f"{self.unk_share['val']:.0%} of the validation split's {size['val'] - 1:,} tokens are <unk> "
-                f"(words the training split has fewer than data.min_freq={self.min_freq} times), above "
-                f"{MAX_UNK_SHARE:.0%}: its perplexity would measure nothing; lower data.min_freq or give more text"
+            what = (
+                "characters the training split never has"
+                if self.tokenizer.char_fallback
+                else f"words the training split has fewer than data.min_freq={self.min_freq} times"
             )
-        log.info(
-            "Corpus: %d training%s, %d validation, %d test tokens, vocabulary of %d (min_freq=%d, max_vocab=%s), <unk> "
-            "share val %.3f test %.3f",
-            len(self.train_ids), " (the validation lines included: data.train_on_val)" if self.train_on_val else "",
-            len(self.val_ids), len(self.test_ids), len(self.vocab), self.min_freq, self.max_vocab,
-            self.unk_share.get("val", 0.0), self.unk_share.get("test", 0.0),
-        )
-        self.corpus, self.spans = corpus, spans
-        if self.train_on_val:
-            lines["train"] = (0, test_start)
-        self.lines = lines  # per split: its [start, stop) line indices
+            raise LyricgenError(
+                f"{self.unk_share['val']:.0%} of the validation split's {len(self.val_ids) - 1:,} tokens are <unk> "
+                f"({what}), above {MAX_UNK_SHARE:.0%}: its perplexity would measure nothing; "
+                "lower data.min_freq or give more text"
+            )
+
+    @property
+    def chars_per_token(self) -> dict[str, float]:
+        """Per held-out split: the characters a predicted token stands for on average."""
+        return {stage: chars.chars_per_token for stage, chars in self.chars.items()}
 
     def songs(self, split: str, first_line: str = "《") -> list[Song]:
         """The songs of a split whose first line begins with `first_line` (e.g. the title line of a ci,
@@ -348,11 +428,11 @@ class LyricsDataModule(L.LightningDataModule):
     def training_ngrams(self, max_n: int = 8) -> NgramIndex:
         """The hashed word n-grams of the training split (`lyricgen.data.ngrams`), from its ids: inside lines,
         phrase-break spaces skipped, runs with `<unk>` left out."""
-        types = np.asarray(self.corpus.ids[slice(*self.spans["train"])])
-        breaks = types == self.corpus.type_id(NEWLINE)
-        words = ~breaks & (types != self.corpus.type_id(SPACE))
+        ids = self.train_ids.numpy()
+        breaks = ids == self.vocab.stoi.get(NEWLINE, -1)
+        words = ~breaks & (ids != self.vocab.stoi.get(SPACE, -1))
         line_of = np.cumsum(breaks) - breaks  # the number of line breaks before each token
-        return NgramIndex.from_arrays(self.lookup[types[words]], line_of[words], max_n, self.vocab.unk_id)
+        return NgramIndex.from_arrays(ids[words], line_of[words], max_n, self.vocab.unk_id)
 
     def _loader(self, dataset, shuffle: bool) -> DataLoader:
         return DataLoader(

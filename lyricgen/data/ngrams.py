@@ -58,7 +58,7 @@ class NgramIndex:
         self.max_n, self.contexts, self.nexts = max_n, contexts, nexts
 
     @classmethod
-    def build(cls, lines: Sequence[Sequence[int]], max_n: int = 8, unk_id: int = 0) -> "NgramIndex":
+    def build(cls, lines: Sequence[Sequence[int]], max_n: int = 8, unk_id: int = 0) -> NgramIndex:
         """Index the runs of 2..max_n word ids inside each line (lines of ids, spaces already dropped)."""
         flat, line_of = [], []
         for i, line in enumerate(lines):
@@ -67,7 +67,7 @@ class NgramIndex:
         return cls.from_arrays(np.asarray(flat, dtype=np.int64), np.asarray(line_of, dtype=np.int64), max_n, unk_id)
 
     @classmethod
-    def from_arrays(cls, ids: np.ndarray, line_of: np.ndarray, max_n: int = 8, unk_id: int = 0) -> "NgramIndex":
+    def from_arrays(cls, ids: np.ndarray, line_of: np.ndarray, max_n: int = 8, unk_id: int = 0) -> NgramIndex:
         """`build` from the word ids in one array and the line each one belongs to (non-decreasing)."""
         ids, line_of = np.asarray(ids, dtype=np.int64), np.asarray(line_of, dtype=np.int64)
         contexts, nexts = {}, {}
@@ -88,7 +88,7 @@ class NgramIndex:
         return cls(max_n, contexts, nexts)
 
     @classmethod
-    def from_tokens(cls, tokens: Iterable[str], stoi: dict[str, int], max_n: int = 8) -> "NgramIndex":
+    def from_tokens(cls, tokens: Iterable[str], stoi: dict[str, int], max_n: int = 8) -> NgramIndex:
         """The index of a token stream (e.g. the training split), with a vocabulary's ids."""
         return cls.build([[stoi.get(w, 0) for w in line] for line in word_lines(tokens)], max_n)
 
@@ -127,7 +127,7 @@ class NgramIndex:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "NgramIndex":
+    def from_dict(cls, d: dict) -> NgramIndex:
         def arrays(key: str) -> dict[int, np.ndarray]:
             return {int(n): v.numpy() for n, v in d[key].items()}
 

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 Song = list[str]  # the lines of one song (or of a whole single-file corpus)
 FORMATS = ("text", "songci")
 TITLE = re.compile(r"^《(.+)》$")  # the title line of a ci: its tune
+WHAT_PATH_TAKES = "set data.path to a text file or a folder of .txt files"
 
 
 def title_line(tune: str) -> str:
@@ -79,9 +80,7 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, timeo
         if sha256 is not None:
             got = sha256_file(tmp)
             if got != sha256:
-                raise LyricgenError(
-                    f"the file downloaded from {url} has sha256 {got}, expected {sha256}; {by_hand}"
-                )
+                raise LyricgenError(f"the file downloaded from {url} has sha256 {got}, expected {sha256}; {by_hand}")
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):
@@ -100,7 +99,9 @@ def ensure_file(path: str | os.PathLike, url: str | None = None, sha256: str | N
     if path.exists():
         raise LyricgenError(f"corpus path {path} is not a file")
     if url is None:
-        raise LyricgenError(f"corpus path {path} does not exist; set data.path to a text file or a folder of .txt files")
+        raise LyricgenError(
+            f"corpus path {path} does not exist; set data.path to a text file or a folder of .txt files"
+        )
     return download(url, path, sha256)
 
 
@@ -117,7 +118,9 @@ def ensure_files(folder: str | os.PathLike, base_url: str | None, files: Mapping
 
 def _decode(raw: bytes, encoding: str, where: str) -> str:
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff") and not encoding.lower().replace("-", "").startswith("utf16"):
-        raise LyricgenError(f"{where} is UTF-16 text (it starts with a UTF-16 byte-order mark); give data.encoding=utf-16")
+        raise LyricgenError(
+            f"{where} is UTF-16 text (it starts with a UTF-16 byte-order mark); give data.encoding=utf-16"
+        )
     if b"\x00" in raw and not encoding.lower().replace("-", "").startswith(("utf16", "utf32")):
         raise LyricgenError(f"{where} looks like binary data, not text; give a plain-text corpus")
     try:
@@ -126,7 +129,8 @@ def _decode(raw: bytes, encoding: str, where: str) -> str:
         raise LyricgenError(f"unknown encoding {encoding!r}; set data.encoding to e.g. utf-8 or gbk") from None
     except UnicodeDecodeError as e:
         raise LyricgenError(
-            f"{where} is not valid {encoding} text (byte {e.start}); set data.encoding to its encoding, e.g. data.encoding=gbk"
+            f"{where} is not valid {encoding} text (byte {e.start}); set data.encoding to its encoding, "
+            "e.g. data.encoding=gbk"
         ) from None
 
 
@@ -134,7 +138,9 @@ def _raw_files(path: str | os.PathLike, member: str | None, format: str = "text"
     """The bytes of each file of a corpus, with the name to show in errors."""
     path = Path(path)
     if not path.exists():
-        raise LyricgenError(f"corpus path {path} does not exist; set data.path to a text file or a folder of .txt files")
+        raise LyricgenError(
+            f"corpus path {path} does not exist; set data.path to a text file or a folder of .txt files"
+        )
     if format == "songci":
         files = sorted((p for p in path.glob("*.json") if p.is_file()), key=_natural_key) if path.is_dir() else []
         if not files:

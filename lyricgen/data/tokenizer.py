@@ -11,6 +11,11 @@ Three tokenisers, chosen with the `tokenizer` config group (`conf/tokenizer/`):
 
 Each line ends with the newline token "\\n", so that generated text keeps its line structure. The
 tokeniser's `settings` travel in the checkpoint; `from_settings` rebuilds it for generation.
+
+`char_fallback` (jieba and char, on by default): the vocabulary keeps every character of the training split
+besides its words, and a word outside the vocabulary is written as its characters (`Vocab.open_tokens`), so
+that `<unk>` is left only for characters the training split never has. Off, a word outside the vocabulary is
+`<unk>` (lyricgen before 0.3, and checkpoints made then).
 """
 
 from __future__ import annotations
@@ -38,10 +43,18 @@ class Tokenizer:
     min_vocab = 10
     #: the text of tokens is their concatenation, so its length is the sum of theirs (not for `words`)
     additive_length = True
+    #: a word outside the vocabulary is written as its characters (see the module's docstring)
+    char_fallback = False
 
     @property
     def settings(self) -> dict:
         return {"name": self.name}
+
+    @property
+    def cache_settings(self) -> dict:
+        """The settings the tokens depend on (the token cache's key): not `char_fallback`, which only changes
+        how they become ids."""
+        return {k: v for k, v in self.settings.items() if k != "char_fallback"}
 
     def load(self) -> None:
         """Load what tokenising needs (jieba's dictionary), once per process, before the first line."""
@@ -72,19 +85,22 @@ class Tokenizer:
 
 
 class JiebaTokenizer(Tokenizer):
-    """Segments Chinese text into words with jieba; `hmm` is jieba's HMM switch for unseen words."""
+    """Segments Chinese text into words with jieba; `hmm` is jieba's HMM switch for unseen words;
+    `char_fallback`: a word outside the vocabulary is written as its characters."""
 
     name = "jieba"
 
-    def __init__(self, hmm: bool = True) -> None:
+    def __init__(self, hmm: bool = True, char_fallback: bool = True) -> None:
         self.hmm = hmm
+        self.char_fallback = char_fallback
         self._jieba = None
 
     @property
     def settings(self) -> dict:
         import jieba
 
-        return {"name": self.name, "hmm": self.hmm, "jieba_version": getattr(jieba, "__version__", "?")}
+        version = getattr(jieba, "__version__", "?")
+        return {"name": self.name, "hmm": self.hmm, "char_fallback": self.char_fallback, "jieba_version": version}
 
     def load(self) -> None:
         if self._jieba is None:
@@ -110,10 +126,19 @@ class JiebaTokenizer(Tokenizer):
 
 
 class CharTokenizer(Tokenizer):
-    """Every character a token, spaces included (a line is its characters, exactly as written)."""
+    """Every character a token, spaces included (a line is its characters, exactly as written); `char_fallback`:
+    the vocabulary keeps every character of the training split, however rare (else those below min_freq are
+    `<unk>`)."""
 
     name = "char"
     min_vocab = 2  # characters are few by nature (the "abcde" toy has 6), but one alone is not a language
+
+    def __init__(self, char_fallback: bool = True) -> None:
+        self.char_fallback = char_fallback
+
+    @property
+    def settings(self) -> dict:
+        return {"name": self.name, "char_fallback": self.char_fallback}
 
     def tokenize_line(self, line: str) -> list[str]:
         return list(line)
@@ -178,13 +203,15 @@ TOKENIZERS = {cls.name: cls for cls in (JiebaTokenizer, CharTokenizer, WordsToke
 def from_settings(settings: dict | None) -> Tokenizer:
     """The tokeniser a checkpoint was trained with (its `settings`); jieba for checkpoints made before
     tokenisers had names."""
-    settings = dict(settings or {})
+    settings = {"char_fallback": False, **(settings or {})}  # checkpoints made before 0.3 spelt nothing out
     name = settings.pop("name", "jieba")
     if name not in TOKENIZERS:
         from lyricgen.errors import LyricgenError
 
-        raise LyricgenError(f"the checkpoint was made with tokenizer {name!r}, which this lyricgen does not know "
-                            f"({', '.join(TOKENIZERS)}); update lyricgen")
+        raise LyricgenError(
+            f"the checkpoint was made with tokenizer {name!r}, which this lyricgen does not know "
+            f"({', '.join(TOKENIZERS)}); update lyricgen"
+        )
     cls = TOKENIZERS[name]
     params = inspect.signature(cls).parameters  # the settings it is built from (not e.g. jieba_version)
     return cls(**{k: v for k, v in settings.items() if k in params})

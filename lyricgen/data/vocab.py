@@ -15,7 +15,12 @@ UNK = "<unk>"
 
 
 class Vocab:
-    """Token <-> id mapping; id 0 is `<unk>`, which stands for every word not in the vocabulary."""
+    """Token <-> id mapping; id 0 is `<unk>`, which stands for every word not in the vocabulary.
+
+    An open vocabulary (`chars=True` in `build`) also holds every character of the training split, so that a
+    word outside it can be written as its characters (`open_tokens`): `<unk>` is then left only for a
+    character the training split never has.
+    """
 
     def __init__(self, tokens: list[str]) -> None:
         if not tokens or tokens[0] != UNK:
@@ -26,16 +31,40 @@ class Vocab:
         self.stoi = {t: i for i, t in enumerate(self.itos)}
 
     @classmethod
-    def build(cls, tokens: Iterable[str], min_freq: int = 2, max_vocab: int | None = None) -> "Vocab":
+    def build(
+        cls, tokens: Iterable[str], min_freq: int = 2, max_vocab: int | None = None, chars: bool = False
+    ) -> Vocab:
         """Tokens seen at least `min_freq` times, most frequent first, ties in code-point order; with
-        `max_vocab`, only the `max_vocab` most frequent of them (besides `<unk>`)."""
-        return cls.from_counts(Counter(tokens), min_freq, max_vocab)
+        `max_vocab`, only the `max_vocab` most frequent of them (besides `<unk>`). With `chars`, every character
+        of the tokens too, whatever its count (the alphabet that unknown words are spelt with)."""
+        return cls.from_counts(Counter(tokens), min_freq, max_vocab, chars)
 
     @classmethod
-    def from_counts(cls, counts: Mapping[str, int], min_freq: int = 2, max_vocab: int | None = None) -> "Vocab":
-        """`build` from the tokens' counts (e.g. a bincount of a split's ids)."""
+    def from_counts(
+        cls, counts: Mapping[str, int], min_freq: int = 2, max_vocab: int | None = None, chars: bool = False
+    ) -> Vocab:
+        """`build` from the tokens' counts (e.g. a bincount of a split's ids). With `chars`, the order is that of
+        the counts once each word left out is written as its characters (what the model is trained on)."""
         kept = sorted((t for t, c in counts.items() if c >= min_freq and t != UNK), key=lambda t: (-counts[t], t))
-        return cls([UNK, *kept[:max_vocab]])
+        kept = kept[:max_vocab]
+        if not chars:
+            return cls([UNK, *kept])
+        written = Counter({t: counts[t] for t in kept})
+        alphabet = set()
+        for token, count in counts.items():
+            if token == UNK or not count:
+                continue
+            alphabet.update(token)
+            if token not in written:
+                for c in token:
+                    written[c] += count
+        tokens = set(kept) | alphabet
+        return cls([UNK, *sorted(tokens, key=lambda t: (-written[t], t))])
+
+    def extended(self, tokens: Iterable[str]) -> Vocab:
+        """This vocabulary with `tokens` it lacks appended as new ids (the ids it has keep their meaning)."""
+        new = [t for t in dict.fromkeys(tokens) if t not in self.stoi and t != UNK]
+        return Vocab([*self.itos, *new]) if new else self
 
     @property
     def unk_id(self) -> int:
@@ -53,6 +82,11 @@ class Vocab:
     def encode(self, tokens: Iterable[str]) -> list[int]:
         return [self.stoi.get(t, 0) for t in tokens]
 
+    def open_tokens(self, tokens: Iterable[str]) -> list[str]:
+        """The tokens with each one the vocabulary lacks written as its characters (each of which may still be
+        `<unk>`, if the training split never had it)."""
+        return [piece for t in tokens for piece in ((t,) if t in self.stoi else t)]
+
     def decode(self, ids: Iterable[int]) -> list[str]:
         return [self.itos[i] for i in ids]
 
@@ -60,14 +94,14 @@ class Vocab:
         return {"tokens": self.itos}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Vocab":
+    def from_dict(cls, d: dict) -> Vocab:
         return cls(d["tokens"])
 
     def save(self, path: str | os.PathLike) -> None:
         _atomic_write_text(Path(path), json.dumps(self.to_dict(), ensure_ascii=False, indent=0))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Vocab":
+    def load(cls, path: str | os.PathLike) -> Vocab:
         try:
             return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError, TypeError) as e:
