@@ -12,7 +12,7 @@ from lyricgen.errors import LyricgenError
 from lyricgen.generation import LyricsGenerator
 from lyricgen.prosody import count_chars, rhyme_class
 from lyricgen.rnnlm import RNNLM, NetSettings
-from tests.conftest import TINY_LINES, best_checkpoint, run_script
+from tests.conftest import TINY_LINES, best_checkpoint, run_script, tiny_overrides, train_in_process
 
 SEEDS = range(3)
 
@@ -117,11 +117,6 @@ def test_start_word_begins_the_first_line_and_counts(gen):
             "rhyme_rule='tight' is not one of the choices; rhyme_rule takes one of shisan",
         ),
         ({"rhyme_with": "家"}, "rhyme_with sets the class of the A lines; give a scheme with A in it"),
-        ({"acrostic": "星", "line_chars": 1}, "line 1 (1 characters, beginning with '星') cannot be written"),
-        (
-            {"rhyme": "AA", "rhyme_with": "我爱你", "line_chars": 1},
-            "line 1 (1 characters, rhyme letter A) cannot end in the 一七 class of rhyme_with='我爱你'",
-        ),
         ({"keywords": ["我爱你"], "line_chars": 2}, "keyword '我爱你' (3 characters) fits in no line"),
         ({"acrostic": "星我", "lines": 1}, "acrostic '星我' has 2 characters but lines=1"),
         ({"no_copy": 9}, "no_copy must be between 2 and 8 for this checkpoint"),
@@ -132,6 +127,33 @@ def test_impossible_requests_are_refused_before_decoding(gen, options, message):
         gen.generate("", seed=0, **options)
     assert message in str(e.value)
     assert "\n" not in str(e.value)
+
+
+@pytest.fixture(scope="module")
+def words_gen(tmp_path_factory):
+    """A model of the tiny corpus's words alone (no char fallback: no one-character words but 我, 爱, 你...)."""
+    base = tmp_path_factory.mktemp("words")
+    corpus = base / "tiny.txt"
+    corpus.write_text("\n".join(TINY_LINES * 30) + "\n", encoding="utf-8")
+    overrides = tiny_overrides(corpus, base, "trainer.max_epochs=1", "data.tokenizer.char_fallback=false", "cache=none")
+    result = train_in_process(overrides, base / "run")
+    return LyricsGenerator.from_checkpoint(result["best_ckpt"])
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"acrostic": "星", "line_chars": 1}, "line 1 (1 characters, beginning with '星') cannot be written"),
+        (
+            {"rhyme": "AA", "rhyme_with": "我爱你", "line_chars": 1},
+            "line 1 (1 characters, rhyme letter A) cannot end in the 一七 class of rhyme_with='我爱你'",
+        ),
+    ],
+)
+def test_lines_no_word_can_make_are_refused_before_decoding(words_gen, options, message):
+    with pytest.raises(LyricgenError) as e:
+        words_gen.generate("", seed=0, **options)
+    assert message in str(e.value) and "\n" not in str(e.value)
 
 
 def test_start_word_against_the_form(gen):

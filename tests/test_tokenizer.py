@@ -86,6 +86,8 @@ def test_resuming_with_another_tokenizer_is_refused():
     with pytest.raises(LyricgenError, match="tokenizer name char in the checkpoint, jieba here"):
         check_resumable(ckpt, "last.ckpt", {"cell": "rnn"}, JiebaTokenizer().settings)
     old = {**ckpt, "lyricgen": {"vocab": {"tokens": ["<unk>", "a"]}, "tokenizer": {"hmm": True}}}  # before names
-    check_resumable(old, "last.ckpt", {"cell": "rnn"}, JiebaTokenizer().settings)
+    check_resumable(old, "last.ckpt", {"cell": "rnn"}, JiebaTokenizer(char_fallback=False).settings)
     with pytest.raises(LyricgenError, match="tokenizer hmm True in the checkpoint, False here"):
-        check_resumable(old, "last.ckpt", {"cell": "rnn"}, JiebaTokenizer(hmm=False).settings)
+        check_resumable(old, "last.ckpt", {"cell": "rnn"}, JiebaTokenizer(hmm=False, char_fallback=False).settings)
+    with pytest.raises(LyricgenError, match="tokenizer char_fallback False in the checkpoint, True here"):
+        check_resumable(old, "last.ckpt", {"cell": "rnn"}, JiebaTokenizer().settings)  # before char fallback
