@@ -124,15 +124,15 @@ def test_a_run_whose_disk_fills_up_stops_in_one_line_and_resumes_once_there_is_s
     run = small_disk / "run"
     last = run / "checkpoints" / "last.ckpt"
     endless = ("trainer.max_epochs=100000", "callbacks.early_stopping.patience=100000")
-    out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"  # (files: a pipe the child fills would block it)
-    with open(out, "w") as stdout, open(err, "w") as stderr:
+    output = tmp_path / "output.txt"  # stdout and stderr, in the order a terminal shows them (a file: a pipe
+    with open(output, "w") as out:  # that the child filled would block it)
         proc = subprocess.Popen(
             [sys.executable, str(ROOT / "scripts" / "train.py"), *overrides(tiny_corpus, tmp_path, *endless)]
             + [f"hydra.run.dir={run}"],
             cwd=ROOT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            stdout=stdout,
-            stderr=stderr,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 120
         while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
@@ -142,9 +142,9 @@ def test_a_run_whose_disk_fills_up_stops_in_one_line_and_resumes_once_there_is_s
         (small_disk / "filler").write_bytes(bytes(stat.f_bavail * stat.f_frsize - last.stat().st_size // 2))
         proc.send_signal(signal.SIGCONT)
         proc.wait(timeout=120)
-    said = out.read_text(encoding="utf-8") + err.read_text(encoding="utf-8")
+    said = output.read_text(encoding="utf-8")
     assert proc.returncode == 2 and "Traceback" not in said, said[-3000:]
-    line = err.read_text(encoding="utf-8").strip().splitlines()[-1]
+    line = said.rstrip("\n").split("\n")[-1]  # the last line, on a line of its own: no progress bar before or after
     name = line.split(" checkpoint ")[-1].split(" was not written")[0]  # the epoch's best or last one
     assert line == disk_full_line(name, last) and name.endswith(".ckpt"), said[-3000:]
     assert assert_whole(last.parent) > 0
