@@ -1,6 +1,7 @@
 """Checkpoints that survive a disk that fills up while one is written: the previous ones stay whole and load, no
-temporary file is left, the run ends in one line that says what to do, and it resumes once there is space.
-(A kill -9 and Ctrl-C are in test_reliability.py.)"""
+temporary file is left, the run ends in one line that says what to do, and it resumes once there is space; a
+token cache that meets a full disk is not written, and the run goes on. (A kill -9 and Ctrl-C are in
+test_reliability.py; a cache cut short is rebuilt in test_corpus.py.)"""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import lyricgen.files
 from lyricgen.checkpoint import load_checkpoint
 from lyricgen.checkpoint_io import AtomicCheckpointIO
 from lyricgen.cli import user_errors
-from tests.conftest import ROOT, compose_train, tiny_overrides, train_in_process
+from tests.conftest import ROOT, TINY_LINES, compose_train, tiny_overrides, train_in_process
 
 
 def disk_full_line(name: str, last: Path) -> str:
@@ -150,6 +151,22 @@ def test_a_run_whose_disk_fills_up_stops_in_one_line_and_resumes_once_there_is_s
     assert assert_whole(last.parent) > 0
     (small_disk / "filler").unlink()  # space freed, as the line says
     assert_resumes(tiny_corpus, tmp_path, run)
+
+
+def test_a_token_cache_that_meets_a_full_disk_is_not_written_and_the_next_run_writes_it(small_disk, caplog):
+    from lyricgen.data.corpus import TokenizedCorpus, cache_key, load_or_tokenize
+    from lyricgen.data.tokenizer import CharTokenizer
+
+    songs = [[line] for line in TINY_LINES * 500]  # 16,000 characters: more than the 4 KB left
+    stat = os.statvfs(small_disk)
+    (small_disk / "filler").write_bytes(bytes(stat.f_bavail * stat.f_frsize - 4096))
+    corpus = load_or_tokenize(lambda: songs, CharTokenizer(), "abc", small_disk / "cache")
+    assert corpus.tokens(0, 8) == list("星星在天上闪烁\n") and "Token cache not written" in caplog.text
+    assert [p.name for p in (small_disk / "cache").iterdir() if not p.name.endswith(".lock")] == []  # nothing cut
+    (small_disk / "filler").unlink()
+    load_or_tokenize(lambda: songs, CharTokenizer(), "abc", small_disk / "cache")
+    (folder,) = (small_disk / "cache").glob("tokens-*[!k]")
+    assert TokenizedCorpus.load(folder, cache_key("abc", CharTokenizer())).tokens(0, None) == corpus.tokens(0, None)
 
 
 @pytest.mark.parametrize("trainer", ["default", "cpu", "ddp"])
