@@ -37,5 +37,6 @@ def log_hparams_summary(loggers: list[Logger], params: dict, result: dict) -> No
             logger.log_hyperparams(params, metrics)
         else:
             logger.log_hyperparams(params)
-            logger.log_metrics(metrics, step=result.get("global_step"))
+            if metrics:
+                logger.log_metrics(metrics, step=result.get("global_step"))
         logger.save()
