@@ -9,6 +9,7 @@ import time
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -84,6 +85,17 @@ class CheckpointOnInterrupt(L.Callback):
             trainer.save_checkpoint(self.path)
             if trainer.is_global_zero:
                 log.warning("Interrupted: saved %s; resume with ckpt_path=%s", self.path, self.path)
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's progress bar, closed when the run stops on an error (e.g. a full disk): the line that says what
+    went wrong then starts a line of its own and stays the last one (a bar left open is drawn again at exit)."""
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        for name in ("_train_progress_bar", "_val_progress_bar", "_test_progress_bar", "_predict_progress_bar"):
+            bar = getattr(self, name, None)
+            if bar is not None:
+                bar.close()
 
 
 class LyricsMetrics(L.Callback):

@@ -17,6 +17,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from lyricgen.errors import LyricgenError
+from lyricgen.files import DISK_FULL
 
 # A run of characters that Hydra would read as one unquoted value, holding at least one non-ASCII one.
 _NON_ASCII_WORD = re.compile(r"""[^\s,\[\]{}:='"\\]*[^\x00-\x7f][^\s,\[\]{}:='"\\]*""")
@@ -128,20 +129,36 @@ def start_script(script: str, config_name: str) -> None:
     check_overrides(sys.argv, Path(script).resolve().parents[1] / "conf", config_name)
 
 
-def _user_error(e: BaseException) -> LyricgenError | None:
-    """The LyricgenError behind `e`, also when Hydra's instantiate wrapped it."""
+def _chain(e: BaseException | None) -> Iterator[BaseException]:
+    """`e` and the exceptions behind it (its cause, or the one it was raised while handling), in turn."""
     seen = set()
     while e is not None and id(e) not in seen:
-        if isinstance(e, LyricgenError):
-            return e
+        yield e
         seen.add(id(e))
         e = e.__cause__ or e.__context__
-    return None
+
+
+def _user_error(e: BaseException) -> LyricgenError | None:
+    """The LyricgenError behind `e`, also when Hydra's instantiate wrapped it."""
+    return next((c for c in _chain(e) if isinstance(c, LyricgenError)), None)
+
+
+def _disk_full(e: BaseException) -> str | None:
+    """What to do when `e` is, or was raised while handling, a disk that filled up as a file was written."""
+    full = next((c for c in _chain(e) if isinstance(c, OSError) and c.errno in DISK_FULL), None)
+    if full is None:
+        return None
+    where = f" writing {full.filename}" if full.filename else ""
+    return (
+        f"the disk is full ({full.strerror}){where}; free some space there and run the command again "
+        "(a training resumes from its last checkpoint: ckpt_path=RUN/checkpoints/last.ckpt)"
+    )
 
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn a LyricgenError (a mistake the user can fix) into `error: ...` on stderr and exit code 2."""
+    """Turn a LyricgenError (a mistake the user can fix) or a full disk into `error: ...` on stderr and exit
+    code 2."""
     try:
         yield
     except KeyboardInterrupt:
@@ -151,7 +168,7 @@ def user_errors() -> Iterator[None]:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
         raise SystemExit(141) from None
     except Exception as e:
-        user = _user_error(e)
+        user = _user_error(e) or _disk_full(e)
         if user is None:
             raise  # a bug: keep the traceback
         print(f"error: {user}", file=sys.stderr)

@@ -235,29 +235,3 @@ def test_best_checkpoint(
     result.update({k.replace("/", "_"): v for k, v in figures.items()})
     result["phase_stream_cache_s"] = round(time.perf_counter() - start, 2)  # one-stream scoring and the cache grid
     return result
-
-
-HPARAM_METRICS = (
-    "best_val_ppl",
-    "best_val_bpc",
-    "test_ppl",
-    "test_bpc",
-    "test_ppl_cache",
-    "test_bpc_cache",
-    "unk_share_test",
-    "novelty",
-    "distinct-1",
-    "distinct-2",
-    "repeated-line rate",
-    "rhyme rate",
-    "sample ppl",
-)
-
-
-def log_hparams_summary(loggers: list, params: dict, result: dict) -> None:
-    """Hand each logger the run's hyperparameters with its final figures, so that TensorBoard's HParams
-    tab has one row per run. The figures go under `hp/` (e.g. `hp/test_ppl`), beside the curves."""
-    metrics = {f"hp/{k.replace(' ', '_').replace('-', '_')}": float(result[k]) for k in HPARAM_METRICS if k in result}
-    for logger in loggers:
-        logger.log_hyperparams(params, metrics)
-        logger.save()

@@ -30,7 +30,8 @@ from lyricgen.config import check_config, final_run, plain, training_device, typ
 from lyricgen.data.datamodule import LyricsDataModule
 from lyricgen.data.tokenizer import from_settings
 from lyricgen.decoding.templates import mine_templates, templates_to_dict
-from lyricgen.evaluation import log_hparams_summary, test_best_checkpoint
+from lyricgen.evaluation import test_best_checkpoint
+from lyricgen.loggers import log_hparams_summary
 from lyricgen.memory import check_training_fits
 from lyricgen.model import LyricsLM
 from lyricgen.rnnlm import NetSettings, frequency_cutoffs

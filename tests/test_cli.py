@@ -68,3 +68,26 @@ def test_a_script_refuses_a_misspelt_key_before_loading_anything():
         "error: temprature is not a setting of generate.py (did you mean temperature?); check its spelling, "
         "or if it is new, add it with +temprature=0.5"
     )
+
+
+def test_a_full_disk_anywhere_ends_in_one_line_and_other_os_errors_stay_tracebacks(capsys):
+    import errno
+    import os
+
+    from lyricgen.cli import user_errors
+
+    def write_results():
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "run/results.json")
+
+    with pytest.raises(SystemExit) as stop, user_errors():
+        try:
+            write_results()
+        except OSError as e:  # raised while handling it, as a library might
+            raise RuntimeError("could not finish") from e
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: the disk is full (No space left on device) writing run/results.json; free some space there and "
+        "run the command again (a training resumes from its last checkpoint: ckpt_path=RUN/checkpoints/last.ckpt)\n"
+    )
+    with pytest.raises(PermissionError), user_errors():  # not the user's to fix this way: the traceback stays
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), "run/results.json")

@@ -16,8 +16,9 @@ GROUPS = {
     "model": ["gru", "lstm", "rnn"],
     "trainer": ["cpu", "ddp", "default", "gpu"],
     "callbacks": ["default"],
-    "logger": ["tensorboard"],
+    "logger": ["csv", "many", "tensorboard"],
     "cache": ["default", "none"],
+    "debug": ["default", "fdr", "limit", "overfit", "profiler"],
     "experiment": [
         "d2l_jaychou",
         "jaychou_best",

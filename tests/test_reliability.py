@@ -150,6 +150,7 @@ def test_ctrl_c_leaves_a_last_checkpoint_that_generates_and_resumes(tmp_path, ti
     last = run_dir / "checkpoints" / "last.ckpt"
     step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
     assert step > 0
+    assert not list(last.parent.glob(".*"))  # written through the atomic writer: no temporary file left
 
     gen = run_script("generate", f"ckpt_path={last}", "start_word=星星", "lines=2", "seed=0")
     assert gen.returncode == 0 and gen.stdout.startswith("星星"), gen.stderr[-2000:]
@@ -168,6 +169,34 @@ def test_ctrl_c_leaves_a_last_checkpoint_that_generates_and_resumes(tmp_path, ti
     assert "Restoring states from the checkpoint" in resumed.stdout + resumed.stderr  # optimizer, loops, ...
     after = torch.load(resumed_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert after["global_step"] > step and after["optimizer_states"][0]["state"]
+
+
+def test_a_training_killed_with_sigkill_resumes_from_its_last_checkpoint(tmp_path, tiny_corpus):
+    from lyricgen.checkpoint import load_checkpoint
+    from tests.conftest import train_in_process
+
+    run_dir = tmp_path / "run"
+    checkpoints = run_dir / "checkpoints"
+    extra = ("callbacks.early_stopping.patience=1000000", "callbacks.lyrics_metrics=null", "cache=none")
+    overrides = tiny_overrides(tiny_corpus, tmp_path, "trainer.max_epochs=1000000", *extra)
+    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), *overrides, f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (checkpoints / "last.ckpt").is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the first epoch's checkpoints are written
+    deadline = time.monotonic() + 3
+    while not list(checkpoints.glob(".*.tmp")) and time.monotonic() < deadline:
+        time.sleep(0.001)  # kill it while it writes a checkpoint, if the poll sees one
+    proc.kill()
+    proc.wait(timeout=30)
+    for ckpt in checkpoints.glob("*.ckpt"):  # under its name, a checkpoint is whole (a kill may leave a .tmp)
+        load_checkpoint(ckpt)
+    assert all(p.name.startswith(".") and p.suffix == ".tmp" for p in checkpoints.iterdir() if p.suffix != ".ckpt")
+    saved = load_checkpoint(checkpoints / "last.ckpt")
+    per_epoch = saved["global_step"] // (saved["epoch"] + 1)  # last.ckpt: written at the end of an epoch
+    more = [f"ckpt_path={checkpoints / 'last.ckpt'}", f"trainer.max_epochs={saved['epoch'] + 2}"]
+    result = train_in_process([*overrides, *more], run_dir)  # one more epoch, in the same run directory
+    assert result["global_step"] == saved["global_step"] + per_epoch
 
 
 def test_resume_refuses_a_checkpoint_of_other_data(tmp_path, trained_run):

@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 import re
-import tempfile
-from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -215,15 +212,3 @@ def from_settings(settings: dict | None) -> Tokenizer:
     cls = TOKENIZERS[name]
     params = inspect.signature(cls).parameters  # the settings it is built from (not e.g. jieba_version)
     return cls(**{k: v for k, v in settings.items() if k in params})
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -8,8 +8,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from lyricgen.data.tokenizer import _atomic_write_text
 from lyricgen.errors import LyricgenError
+from lyricgen.files import write_atomically
 
 UNK = "<unk>"
 
@@ -98,7 +98,7 @@ class Vocab:
         return cls(d["tokens"])
 
     def save(self, path: str | os.PathLike) -> None:
-        _atomic_write_text(Path(path), json.dumps(self.to_dict(), ensure_ascii=False, indent=0))
+        write_atomically(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=0).encode("utf-8"))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Vocab:
