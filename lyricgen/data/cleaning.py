@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+CLEANING_VERSION = 1  # in the corpus digest: a change of the rules makes new token caches
 UNK_MARK = "<unk>"
 # The roles that open a credit line in lyrics_zh (its first word). Not 唱 or 鼓: they open lyrics (唱 出 我 的 爱,
 # 鼓 起 勇气) far more often than credits.

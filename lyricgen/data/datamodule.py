@@ -78,6 +78,7 @@ class DataOptions:
     url: str | None = option(None)
     sha256: str | None = option(None)
     files: Mapping | None = option(None, note="file name -> sha256, for a corpus of several files")
+    exclude: Mapping | None = option(None, note="a corpus (path, url, sha256, member) whose lines are dropped")
     member: str | None = option(None)
     encoding: str = option("utf-8", example="gbk")
     cache_dir: str | Path | None = option(None)
@@ -107,6 +108,8 @@ class LyricsDataModule(L.LightningDataModule):
         url, sha256: where to download `path` from when it is missing, and its checksum.
         files: a corpus of several files in the folder `path`: file name -> sha256, each downloaded from
             `url` + name when missing (`url` is then the folder's address).
+        exclude: a corpus whose lines are dropped from this one (`format="lyrics_zh"`: the Jay Chou corpus, so
+            that nothing of its held-out lines is pre-trained on): `path`, and `url`, `sha256`, `member` as above.
         member: the file inside a `.zip` to read.
         encoding: text encoding of the corpus.
         cache_dir: where the tokenised corpus is cached (None: no cache).
@@ -142,6 +145,7 @@ class LyricsDataModule(L.LightningDataModule):
         url: str | None = None,
         sha256: str | None = None,
         files: Mapping | None = None,
+        exclude: Mapping | None = None,
         member: str | None = None,
         encoding: str = "utf-8",
         cache_dir: str | None = None,
@@ -177,6 +181,7 @@ class LyricsDataModule(L.LightningDataModule):
             )
         self.path, self.url, self.sha256, self.member = path, url, sha256, member
         self.format, self.files = format, dict(files) if files else None
+        self.exclude = dict(exclude) if exclude else None
         self.encoding, self.cache_dir = encoding, cache_dir
         self.seq_len, self.batch_size, self.val_fraction = seq_len, batch_size, val_fraction
         self.eval_seq_len = eval_seq_len or seq_len
@@ -202,9 +207,9 @@ class LyricsDataModule(L.LightningDataModule):
         once per process (Lightning calls prepare_data again in each fit and test)."""
         if self._loaded is not None:
             return self._loaded
-        digest = corpus_digest(self.path, self.encoding, self.member, self.blank_lines, self.format)
+        digest = corpus_digest(self.path, self.encoding, self.member, self.blank_lines, self.format, self.exclude)
         self._loaded = load_or_tokenize(
-            lambda: read_songs(self.path, self.encoding, self.member, self.blank_lines, self.format)[0],
+            lambda: read_songs(self.path, self.encoding, self.member, self.blank_lines, self.format, self.exclude)[0],
             self.tokenizer,
             digest,
             self.cache_dir,
@@ -218,6 +223,8 @@ class LyricsDataModule(L.LightningDataModule):
             ensure_files(self.path, self.url, self.files)
         elif self.url:
             ensure_file(self.path, self.url, self.sha256)
+        if self.exclude:
+            ensure_file(self.exclude["path"], self.exclude.get("url"), self.exclude.get("sha256"))
 
     def prepare_data(self) -> None:
         """Download (once, with checksum) and fill the token cache; runs on one process only."""

@@ -1,8 +1,10 @@
 """Where the text comes from: download with checksum, then read a zip member, a file or a folder.
 
-Two formats: `text` (a text file, a `.zip` member or a folder of `.txt` files, one song each) and `songci`
+Three formats: `text` (a text file, a `.zip` member or a folder of `.txt` files, one song each), `songci`
 (a folder of the chinese-poetry collection's JSON files, e.g. 全宋词's `ci.song.0.json` ...: each record
-`{"rhythmic": tune, "paragraphs": [lines]}` is one song, its tune (词牌) as a title line `《浣溪沙》`).
+`{"rhythmic": tune, "paragraphs": [lines]}` is one song, its tune (词牌) as a title line `《浣溪沙》`) and
+`lyrics_zh` (the folder of lyrics_zh's train.txt, valid.txt and test.txt, read in that order as one text and
+cleaned by `lyricgen.data.cleaning`, with the lines of an `exclude` corpus dropped).
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from lyricgen.data.cleaning import CLEANING_VERSION, clean_lyrics_zh
 from lyricgen.errors import LyricgenError
 
 log = logging.getLogger(__name__)
 
 Song = list[str]  # the lines of one song (or of a whole single-file corpus)
-FORMATS = ("text", "songci")
+FORMATS = ("text", "songci", "lyrics_zh")
+LYRICS_ZH_FILES = ("train.txt", "valid.txt", "test.txt")  # lyrics_zh's own splits, read in this order
 TITLE = re.compile(r"^《(.+)》$")  # the title line of a ci: its tune
 WHAT_PATH_TAKES = "set data.path to a text file or a folder of .txt files"
 
@@ -149,6 +153,14 @@ def _raw_files(path: str | os.PathLike, member: str | None, format: str = "text"
                 "ci.song.*.json, e.g. data=songci, which downloads them"
             )
         return [(p.read_bytes(), str(p)) for p in files]
+    if format == "lyrics_zh":
+        missing = [name for name in LYRICS_ZH_FILES if not (path / name).is_file()]
+        if missing:
+            raise LyricgenError(
+                f"{path} is not lyrics_zh's folder (it lacks {', '.join(missing)}); give the folder of "
+                f"{', '.join(LYRICS_ZH_FILES)}, e.g. data=lyrics_zh, which downloads them"
+            )
+        return [((path / name).read_bytes(), str(path / name)) for name in LYRICS_ZH_FILES]
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix == ".txt" and p.is_file())
         if not files:
@@ -167,10 +179,14 @@ def _raw_files(path: str | os.PathLike, member: str | None, format: str = "text"
     return [(path.read_bytes(), str(path))]
 
 
-def _digest(raws: list[tuple[bytes, str]], encoding: str, blank_lines: bool, format: str = "text") -> str:
+def _digest(
+    raws: list[tuple[bytes, str]], encoding: str, blank_lines: bool, format: str = "text", exclude: Path | None = None
+) -> str:
     settings = f"{encoding.lower()}, blank lines {'kept' if blank_lines else 'dropped'}"
     if format != "text":  # (text corpora keep the digests, and so the token caches, of earlier versions)
         settings += f", format {format}"
+    if format == "lyrics_zh":  # the cleaning, and the corpus whose lines it drops
+        settings += f", cleaning {CLEANING_VERSION}, excluded {sha256_file(exclude) if exclude else None}"
     digest = hashlib.sha256(settings.encode())
     for raw, _ in raws:
         digest.update(hashlib.sha256(raw).digest())
@@ -183,10 +199,12 @@ def corpus_digest(
     member: str | None = None,
     blank_lines: bool = False,
     format: str = "text",
+    exclude: Mapping | None = None,
 ) -> str:
     """The sha256 that identifies a corpus as `read_songs` reads it, from its bytes alone (no decoding):
     what a token cache is looked up by before any text is read."""
-    return _digest(_raw_files(path, member, format), encoding, blank_lines, format)
+    excluded = Path(exclude["path"]) if exclude else None
+    return _digest(_raw_files(path, member, format), encoding, blank_lines, format, excluded)
 
 
 def _songci(text: str, where: str) -> list[Song]:
@@ -208,6 +226,7 @@ def read_songs(
     member: str | None = None,
     blank_lines: bool = False,
     format: str = "text",
+    exclude: Mapping | None = None,
 ) -> tuple[list[Song], str]:
     """Read a corpus as songs of lines, plus a sha256 that identifies them (`corpus_digest`).
 
@@ -217,6 +236,10 @@ def read_songs(
     lines, except at the start and the end of a file.
     """
     raws = _raw_files(path, member, format)
+    if format == "lyrics_zh":
+        excluded = Path(exclude["path"]) if exclude else None
+        songs = [_lyrics_zh(raws, encoding, exclude)]
+        return songs, _digest(raws, encoding, blank_lines, format, excluded)
     songs = []
     for raw, where in raws:
         text = _decode(raw, encoding, where)
@@ -232,3 +255,19 @@ def read_songs(
     if not songs:
         raise LyricgenError(f"corpus {path} is empty (no non-blank lines); give a file with lyrics in it")
     return songs, _digest(raws, encoding, blank_lines, format)
+
+
+def _lyrics_zh(raws: list[tuple[bytes, str]], encoding: str, exclude: Mapping | None) -> Song:
+    """lyrics_zh's three files as one text, cleaned (`lyricgen.data.cleaning`), the lines of the `exclude` corpus
+    (a text corpus: path, member) dropped; the counts logged."""
+    lines = [line for raw, where in raws for line in _decode(raw, encoding, where).splitlines()]
+    excluded = []
+    if exclude:
+        excluded = [line for song in read_songs(exclude["path"], member=exclude.get("member"))[0] for line in song]
+    kept, counts = clean_lyrics_zh(lines, excluded)
+    log.info("lyrics_zh cleaned: %s", counts.summary())
+    if not kept:
+        raise LyricgenError(
+            f"lyrics_zh in {raws[0][1]} has no line left after cleaning; delete it to download it again"
+        )
+    return kept
