@@ -89,6 +89,8 @@ class TokenizerOptions:
     hmm: bool = option(True)
     lowercase: bool = option(False)
     char_fallback: bool = option(True, note="jieba, char: a word outside the vocabulary as its characters")
+    vocab_size: int = option(8000, ge=16, note="sentencepiece: the pieces to learn")
+    character_coverage: float = option(0.9995, gt=0, le=1, note="sentencepiece: the characters that are pieces")
 
 
 @dataclass

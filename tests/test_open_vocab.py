@@ -4,6 +4,7 @@ the training split never has, bits per character charge every character; checkpo
 from __future__ import annotations
 
 import math
+import shutil
 
 import pytest
 import torch
@@ -135,3 +136,50 @@ def test_jieba_settings_say_whether_words_fall_back_and_old_ones_do_not():
     assert JiebaTokenizer().settings["char_fallback"] is True
     assert from_settings({"name": "jieba", "hmm": True}).char_fallback is False  # a checkpoint of lyricgen 0.2
     assert "char_fallback" not in JiebaTokenizer().cache_settings  # the tokens (and their cache) do not change
+
+
+def test_sentencepiece_is_learnt_on_the_training_split_and_travels_in_the_checkpoint(tmp_path, tiny_corpus):
+    """Trained on the training lines alone, byte fallback (no <unk>, even for characters it never saw); a
+    checkpoint alone (no corpus, no cache) generates with it, loaded with weights_only; the form is refused."""
+    from tests.conftest import tiny_overrides, train_in_process
+
+    corpus = tmp_path / "c.txt"
+    lines = tiny_corpus.read_text(encoding="utf-8").splitlines()
+    corpus.write_text("\n".join([*lines, "太阳照着大海"]) + "\n", encoding="utf-8")  # a test line of new characters
+    sp = ["tokenizer=sentencepiece", "data.tokenizer.vocab_size=300", "data.seq_len=16"]
+    result = train_in_process(tiny_overrides(corpus, tmp_path, "trainer.max_epochs=3", *sp), tmp_path / "run")
+    assert result["unk_share_test"] == 0.0 and result["test_bpc"] > 0
+    ckpt = tmp_path / "model.ckpt"
+    shutil.copy(result["best_ckpt"], ckpt)
+    shutil.rmtree(tmp_path / "run")
+    shutil.rmtree(tmp_path / "data")  # its cache: the learnt model is in the checkpoint, nowhere else
+    corpus.unlink()
+    vocab, settings, _ = read_extras(load_checkpoint(ckpt))  # weights_only
+    assert settings["name"] == "sentencepiece" and isinstance(settings["model"], bytes)
+    tokenizer = from_settings(settings)
+    assert tokenizer.tokenize_line("太阳") == ["<0xE5>", "<0xA4>", "<0xAA>", "<0xE9>", "<0x98>", "<0xB3>"]
+    assert tokenizer.join(tokenizer.tokenize("星星在天上\n太阳")) == "星星在天上\n太阳"
+    assert "太" not in "".join(vocab.itos) and all(t in vocab for t in tokenizer.tokenize("太阳"))
+    out = run_script("generate", f"ckpt_path={ckpt}", "start_word=太阳", "seed=0", "lines=2")
+    assert out.returncode == 0 and out.stdout.startswith("太阳"), out.stderr[-2000:]
+    form = run_script("generate", f"ckpt_path={ckpt}", "rhyme=AA")
+    assert form.returncode == 2 and "work with the jieba and char tokenisers" in form.stderr.splitlines()[-1]
+
+
+def test_sentencepiece_is_learnt_once_and_read_back_from_the_cache(tmp_path, tiny_corpus, caplog):
+    from lyricgen.data.tokenizer import SentencePieceTokenizer
+
+    def setup():
+        dm = LyricsDataModule(
+            str(tiny_corpus), seq_len=8, batch_size=2, cache_dir=str(tmp_path), tokenizer=SentencePieceTokenizer(300)
+        )
+        dm.setup("fit")
+        return dm
+
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="lyricgen.data.datamodule"):
+        first, second = setup(), setup()
+    assert "learnt from the 96 training lines" in caplog.text and "read from" in caplog.text
+    assert first.tokenizer.model == second.tokenizer.model and first.vocab == second.vocab
+    assert len(first.vocab) == len(first.tokenizer.fixed_tokens()) + 2  # its pieces, <unk> and the line break

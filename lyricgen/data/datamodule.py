@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from lyricgen.data.source import FORMATS, Song, corpus_digest, ensure_file, ensu
 from lyricgen.data.tokenizer import NEWLINE, SPACE, JiebaTokenizer, Tokenizer
 from lyricgen.data.vocab import UNK, Vocab
 from lyricgen.errors import LyricgenError
+from lyricgen.files import write_atomically
 from lyricgen.schema import check, option
 
 log = logging.getLogger(__name__)
@@ -208,14 +211,41 @@ class LyricsDataModule(L.LightningDataModule):
         if self._loaded is not None:
             return self._loaded
         digest = corpus_digest(self.path, self.encoding, self.member, self.blank_lines, self.format, self.exclude)
+        if self.tokenizer.needs_training:
+            self._fit_tokenizer(digest)
         self._loaded = load_or_tokenize(
-            lambda: read_songs(self.path, self.encoding, self.member, self.blank_lines, self.format, self.exclude)[0],
+            self._read_songs,
             self.tokenizer,
             digest,
             self.cache_dir,
             self.tokenize_workers,
         )
         return self._loaded
+
+    def _read_songs(self) -> list[Song]:
+        return read_songs(self.path, self.encoding, self.member, self.blank_lines, self.format, self.exclude)[0]
+
+    def _fit_tokenizer(self, digest: str) -> None:
+        """Learn the tokeniser (sentencepiece) from the training split alone (the validation lines too in a final
+        run), once: its model is kept in `cache_dir` beside the token cache, keyed by the corpus, the tokeniser's
+        settings and the split."""
+        split = {"val": self.val_fraction, "test": self.test_fraction, "train_on_val": self.train_on_val}
+        key = json.dumps({"corpus": digest, "tokenizer": self.tokenizer.cache_settings, "split": split}, sort_keys=True)
+        path = Path(self.cache_dir) / f"{self.tokenizer.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.model"
+        if self.cache_dir is not None and path.is_file():
+            self.tokenizer.model = path.read_bytes()
+            log.info("Tokeniser %s read from %s", self.tokenizer.name, path)
+            return
+        songs = self._read_songs()
+        val_start, test_start = split_lines([len(song) for song in songs], self.val_fraction, self.test_fraction)
+        lines = [line for song in songs for line in song][: test_start if self.train_on_val else val_start]
+        self.tokenizer.fit(lines)
+        log.info("Tokeniser %s learnt from the %s training lines", self.tokenizer.name, f"{len(lines):,}")
+        if self.cache_dir is not None:
+            try:
+                write_atomically(path, self.tokenizer.model)
+            except OSError as e:  # the run goes on; the next one learns it again
+                log.warning("Tokeniser not cached: %s (%s)", path, e.strerror or e)
 
     def _ensure_source(self) -> None:
         """Download the corpus when it is missing (once, with its checksums); check it when it is there."""
@@ -330,7 +360,10 @@ class LyricsDataModule(L.LightningDataModule):
         training split's characters it lacks appended when fine-tuning; or the one set before setup, which these
         settings must build again."""
         chars = self.tokenizer.char_fallback
-        built = Vocab.from_counts(counts, self.min_freq, self.max_vocab, chars)
+        fixed = self.tokenizer.fixed_tokens()  # sentencepiece: its pieces, whatever their counts
+        built = (
+            Vocab([UNK, NEWLINE, *fixed]) if fixed else Vocab.from_counts(counts, self.min_freq, self.max_vocab, chars)
+        )
         if self.init_vocab is not None:
             return self._model_vocabulary(counts, built)
         least = self.tokenizer.min_vocab

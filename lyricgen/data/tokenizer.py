@@ -1,6 +1,6 @@
 """Tokenisers, line by line (`lyricgen.data.corpus` runs them over a corpus and caches the result).
 
-Three tokenisers, chosen with the `tokenizer` config group (`conf/tokenizer/`):
+Four tokenisers, chosen with the `tokenizer` config group (`conf/tokenizer/`):
 - `jieba` (`JiebaTokenizer`): Chinese words. Inside a line, any run of whitespace (ASCII spaces, tabs,
   full-width U+3000 spaces) is one phrase break and becomes a single space token " "; whitespace at the
   ends of a line is dropped.
@@ -8,6 +8,8 @@ Three tokenisers, chosen with the `tokenizer` config group (`conf/tokenizer/`):
 - `words` (`WordsTokenizer`): for languages written with spaces: words (with inner apostrophes and
   hyphens: "I'll", "well-known") and punctuation marks are tokens, spaces are not; `detokenize` puts
   the spaces back where English puts them ("Once upon a time," not "Once upon a time ,").
+- `sentencepiece` (`SentencePieceTokenizer`): the pieces of a unigram sentencepiece model learnt from the
+  training split alone, with byte fallback (no text is ever `<unk>`); the model travels in the checkpoint.
 
 Each line ends with the newline token "\\n", so that generated text keeps its line structure. The
 tokeniser's `settings` travel in the checkpoint; `from_settings` rebuilds it for generation.
@@ -20,7 +22,9 @@ that `<unk>` is left only for characters the training split never has. Off, a wo
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import io
 import logging
 import re
 
@@ -52,6 +56,19 @@ class Tokenizer:
         """The settings the tokens depend on (the token cache's key): not `char_fallback`, which only changes
         how they become ids."""
         return {k: v for k, v in self.settings.items() if k != "char_fallback"}
+
+    @property
+    def needs_training(self) -> bool:
+        """Whether the tokeniser is learnt from the training split (`fit`) before it can tokenise."""
+        return False
+
+    def fit(self, lines: list[str]) -> None:
+        """Learn the tokeniser from the training split's lines (only for those that need it)."""
+
+    def fixed_tokens(self) -> list[str] | None:
+        """The tokens of a tokeniser whose vocabulary is its own (sentencepiece's pieces), else None: the
+        vocabulary is then made from the training split's counts."""
+        return None
 
     def load(self) -> None:
         """Load what tokenising needs (jieba's dictionary), once per process, before the first line."""
@@ -194,7 +211,104 @@ class WordsTokenizer(Tokenizer):
         return "\n".join(lines)
 
 
-TOKENIZERS = {cls.name: cls for cls in (JiebaTokenizer, CharTokenizer, WordsTokenizer)}
+class SentencePieceTokenizer(Tokenizer):
+    """Pieces of a unigram sentencepiece model trained on the training split alone (`fit`), with byte fallback:
+    a character the model lacks is written as its UTF-8 bytes (`<0xE5>` ...), so no text is ever `<unk>`. Its
+    pieces are the vocabulary, and the model (`model`, the serialized proto) travels in the checkpoint.
+
+    `vocab_size`: the pieces to learn (fewer on a small corpus: the limit is soft); `character_coverage`: the
+    share of the training characters that are pieces of their own (the rarest others: bytes)."""
+
+    name = "sentencepiece"
+    supports_form = False  # a piece is not a word: the form options are refused (`LyricsGenerator.check_form`)
+    additive_length = False  # "▁" pieces are spaces, bytes are parts of a character
+
+    def __init__(self, vocab_size: int = 8000, character_coverage: float = 0.9995, model: bytes | None = None):
+        self.vocab_size = vocab_size
+        self.character_coverage = character_coverage
+        self.model = model
+        self._sp = None
+
+    @property
+    def settings(self) -> dict:
+        settings = {"name": self.name, "vocab_size": self.vocab_size, "character_coverage": self.character_coverage}
+        return {**settings, "model": self.model} if self.model is not None else settings
+
+    @property
+    def cache_settings(self) -> dict:
+        settings = {k: v for k, v in self.settings.items() if k != "model"}
+        return {**settings, "model_sha256": hashlib.sha256(self.model or b"").hexdigest()}
+
+    @property
+    def needs_training(self) -> bool:
+        return self.model is None
+
+    def fit(self, lines: list[str]) -> None:
+        """Train the model on `lines` (the training split's), once."""
+        import sentencepiece as spm
+
+        proto = io.BytesIO()
+        try:
+            self._train(spm, lines, proto)
+        except RuntimeError as e:  # sentencepiece's own refusal (e.g. fewer pieces than characters and bytes)
+            from lyricgen.errors import LyricgenError
+
+            reason = str(e).split("]")[-1].strip() or str(e)
+            raise LyricgenError(
+                f"sentencepiece could not learn data.tokenizer.vocab_size={self.vocab_size} pieces from "
+                f"{len(lines):,} training lines: {reason}"
+            ) from None
+        self.model, self._sp = proto.getvalue(), None
+
+    def _train(self, spm, lines: list[str], proto: io.BytesIO) -> None:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(lines),
+            model_writer=proto,
+            vocab_size=self.vocab_size,
+            model_type="unigram",
+            character_coverage=self.character_coverage,
+            byte_fallback=True,
+            hard_vocab_limit=False,  # a small corpus gets the pieces it has
+            normalization_rule_name="identity",  # the text as written: no NFKC, spaces kept
+            add_dummy_prefix=False,
+            remove_extra_whitespaces=False,
+            split_digits=True,
+            minloglevel=2,
+            num_threads=1,
+        )
+
+    def load(self) -> None:
+        if self._sp is None:
+            import sentencepiece as spm
+
+            if self.model is None:
+                raise RuntimeError("the sentencepiece model is not trained yet (fit it on the training split)")
+            self._sp = spm.SentencePieceProcessor(model_proto=self.model)
+
+    def fixed_tokens(self) -> list[str]:
+        """Every piece of the model but its control pieces and its <unk> (which byte fallback never writes)."""
+        self.load()
+        sp = self._sp
+        return [sp.id_to_piece(i) for i in range(sp.get_piece_size()) if not (sp.is_control(i) or sp.is_unknown(i))]
+
+    def tokenize_line(self, line: str) -> list[str]:
+        self.load()
+        return self._sp.encode(line, out_type=str)
+
+    def join(self, tokens: list[str]) -> str:
+        self.load()
+        lines, line = [], []
+        for tok in tokens:
+            if tok == NEWLINE:
+                lines.append(self._sp.decode_pieces(line))
+                line = []
+            else:
+                line.append(tok)
+        lines.append(self._sp.decode_pieces(line))
+        return "\n".join(lines)
+
+
+TOKENIZERS = {cls.name: cls for cls in (JiebaTokenizer, CharTokenizer, WordsTokenizer, SentencePieceTokenizer)}
 
 
 def from_settings(settings: dict | None) -> Tokenizer:
