@@ -125,9 +125,11 @@ def test_bpc_is_the_summed_nll_in_bits_over_the_characters(tmp_path):
     (scores,) = trainer.test(model, datamodule=dm, verbose=False)
     v = len(dm.vocab)
     # test text "我 爱 你\n": targets " ", "爱", " ", "你", "\n" = 5 tokens, 5 characters; 爱 and 你 are <unk>
-    # (characters the training split never has), each spelt out at -log2(1 / (training characters + Unicode))
-    training_chars = sum(len(line) + 1 for line in lines[:18])  # their characters, spaces and line breaks
-    spell = math.log2(training_chars + UNICODE_CHARS)
+    # (characters the training split never has), each spelt out by Witten-Bell's escape, then one of the rest of
+    # Unicode: -log2(alphabet / (characters + alphabet)) + log2(Unicode - alphabet)
+    training = "\n".join(lines[:18]) + "\n"  # their characters, spaces and line breaks
+    n, a = len(training), len(set(training))
+    spell = math.log2((n + a) / a) + math.log2(UNICODE_CHARS - a)
     assert dm.unk_share["test"] == pytest.approx(2 / 5)
     assert scores["test/bpc"] == pytest.approx((5 * math.log2(v) + 2 * spell) / 5, rel=1e-5)
     assert scores["test/ppl"] == pytest.approx(v, rel=1e-4)  # per token: no spelling in it

@@ -38,17 +38,18 @@ def test_a_corpus_stream_is_expanded_as_the_token_lists_would_be():
     stream = [0, 1, 2, 3, 4, 1]
     expected = vocab.encode(vocab.open_tokens([types[i] for i in stream]))
     assert ids.ids(stream).tolist() == expected == [1, 3, 4, 2, 0, 0, 5, 3, 4]
-    # 太阳: two characters never seen, each charged -log2(1 / (7 training characters + Unicode))
-    assert ids.unk_bits[3] == pytest.approx(2 * math.log2(7 + UNICODE_CHARS))
+    # 太阳: two characters never seen, each charged Witten-Bell's escape (5 kinds of the 7 training characters) and
+    # one of the rest of Unicode
+    assert ids.unk_bits[3] == pytest.approx(2 * (math.log2(12 / 5) + math.log2(UNICODE_CHARS - 5)))
     assert ids.unk_bits[[0, 1, 2, 4]].sum() == 0
     assert ids.first_chars.tolist() == [2, 1, 1, 1, 1]  # the first piece of 月亮 is 月
 
 
 def test_without_fallback_an_unk_word_is_spelt_with_its_length():
     speller = Speller({"月": 3, "亮": 1}, one_char=False, mean_length=2.0)  # P(length n) = 0.5^n
-    denominator = 4 + UNICODE_CHARS
-    expected = math.log2(denominator / 4) + math.log2(denominator / 2) + 2.0  # 月 and 亮, then a length of 2
+    expected = math.log2(6 / 3) + math.log2(6 / 1) + 2.0  # 月 and 亮 of 4 characters and 2 kinds, a length of 2
     assert speller.bits("月亮") == pytest.approx(expected)
+    assert speller.bits("日") == pytest.approx(math.log2(6 / 2) + math.log2(UNICODE_CHARS - 2) + 1.0)  # new, length 1
 
 
 def test_bpc_counts_every_character_as_computed_outside_the_project(tmp_path, tiny_corpus):
@@ -77,7 +78,8 @@ def test_bpc_counts_every_character_as_computed_outside_the_project(tmp_path, ti
         logits, _ = gen.net(ids[None, :-1])
     bits = -torch.log_softmax(logits[0], -1).gather(1, ids[1:, None]).sum().item() / math.log(2)
     train_text = "".join(dm.tokens("train"))
-    spell = {c: math.log2((len(train_text) + UNICODE_CHARS) / (train_text.count(c) + 1)) for c in set(text)}
+    n, a = len(train_text), len(set(train_text))  # Witten-Bell: a new character escapes, then is one of Unicode's
+    spell = {c: math.log2((n + a) / a) + math.log2(UNICODE_CHARS - a) for c in set(text) - set(train_text)}
     bits += sum(spell[p] for p in pieces[1:] if p not in gen.vocab)
     chars = len(text) - len(pieces[0])
     assert result["test_bpc"] == pytest.approx(bits / chars, rel=1e-4)

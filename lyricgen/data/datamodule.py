@@ -93,6 +93,7 @@ class DataOptions:
     test_max_tokens: int | None = option(None, ge=1)
     train_on_val: bool = option(False)
     min_freq: int = option(2, ge=1)
+    char_min_freq: int = option(2, ge=1, note="char fallback: the characters kept in the vocabulary; 1: all")
     max_vocab: int | None = option(None, ge=1)
     num_workers: int = option(0, ge=0)
     stateful: bool = option(False)
@@ -129,7 +130,11 @@ class LyricsDataModule(L.LightningDataModule):
             final run of settings already tuned on val, as nanoGPT trains on all but its last 10%. The
             validation lines are then not held out: `scripts/train.py` runs no validation and tests the
             last checkpoint (`lyricgen.config.final_run`).
-        min_freq: words seen fewer times in the training split become `<unk>`.
+        min_freq: words seen fewer times in the training split become `<unk>` (with char fallback: are written
+            as their characters).
+        char_min_freq: with char fallback, the characters seen at least this many times in the training split
+            are tokens of the vocabulary (1: every one); rarer ones are `<unk>`, which the model then learns to
+            predict where a rare character comes.
         max_vocab: keep only this many of the most frequent words (besides `<unk>`); None: no limit.
         stateful: lay the training stream out as `batch_size` parallel streams for truncated BPTT.
         tokenizer: how text becomes tokens (`conf/tokenizer/`: jieba words, characters, English words).
@@ -160,6 +165,7 @@ class LyricsDataModule(L.LightningDataModule):
         test_max_tokens: int | None = None,
         train_on_val: bool = False,
         min_freq: int = 2,
+        char_min_freq: int = 2,
         max_vocab: int | None = None,
         num_workers: int = 0,
         stateful: bool = False,
@@ -191,6 +197,7 @@ class LyricsDataModule(L.LightningDataModule):
         self.test_fraction, self.train_on_val = test_fraction, train_on_val
         self.test_max_tokens = test_max_tokens
         self.min_freq, self.num_workers, self.stateful = min_freq, num_workers, stateful
+        self.char_min_freq = char_min_freq
         self.max_vocab = max_vocab
         self.tokenizer = tokenizer or JiebaTokenizer(hmm=hmm)
         self.blank_lines = blank_lines
@@ -362,7 +369,9 @@ class LyricsDataModule(L.LightningDataModule):
         chars = self.tokenizer.char_fallback
         fixed = self.tokenizer.fixed_tokens()  # sentencepiece: its pieces, whatever their counts
         built = (
-            Vocab([UNK, NEWLINE, *fixed]) if fixed else Vocab.from_counts(counts, self.min_freq, self.max_vocab, chars)
+            Vocab([UNK, NEWLINE, *fixed])
+            if fixed
+            else Vocab.from_counts(counts, self.min_freq, self.max_vocab, chars, self.char_min_freq)
         )
         if self.init_vocab is not None:
             return self._model_vocabulary(counts, built)

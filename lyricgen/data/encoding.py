@@ -26,15 +26,19 @@ UNICODE_CHARS = 0x110000 - 0x800  # Unicode's scalar values: every code point bu
 
 
 class Speller:
-    """The bits to spell out the text an `<unk>` stands for: an add-one unigram over the training split's
-    characters (every Unicode character has a share, the unseen ones alike) and, where an `<unk>` can stand
-    for more than one character (no char fallback), a geometric length model whose mean is the mean length
-    of the training words that the vocabulary leaves out. A weak speller, but a fair one: its probabilities
-    over all texts sum to at most 1."""
+    """The bits to spell out the text an `<unk>` stands for: a unigram of the training split's characters with
+    Witten-Bell's escape for a character it never has (the escape's probability is the share of the training
+    characters that were new when they came: its alphabet over its characters and alphabet together; an escaped
+    character is one of the rest of Unicode, each as likely) and, where an `<unk>` can stand for more than one
+    character (no char fallback), a geometric length model whose mean is the mean length of the training words
+    that the vocabulary leaves out. A weak speller, but a fair one: its probabilities over all texts sum to at
+    most 1, and it reads nothing of the held-out text."""
 
     def __init__(self, char_counts: Mapping[str, int], one_char: bool, mean_length: float = 1.0) -> None:
-        self.counts = dict(char_counts)
-        self.denominator = sum(self.counts.values()) + UNICODE_CHARS
+        self.counts = {c: n for c, n in char_counts.items() if n > 0}
+        self.denominator = sum(self.counts.values()) + len(self.counts)  # characters + alphabet
+        escape = len(self.counts) / self.denominator if self.counts else 1.0
+        self.new_char_bits = -math.log2(escape) + math.log2(UNICODE_CHARS - len(self.counts))
         self.one_char = one_char
         self.stop = min(0.99, max(0.01, 1.0 / max(mean_length, 1.0)))  # geometric: P(length = n) = q (1-q)^(n-1)
 
@@ -53,8 +57,12 @@ class Speller:
                 length += count * len(token)
         return cls(chars, one_char, length / left_out if left_out else 1.0)
 
+    def char_bits(self, c: str) -> float:
+        count = self.counts.get(c)
+        return math.log2(self.denominator / count) if count else self.new_char_bits
+
     def bits(self, text: str) -> float:
-        chars = sum(math.log2(self.denominator / (self.counts.get(c, 0) + 1)) for c in text)
+        chars = sum(map(self.char_bits, text))
         if self.one_char or not text:
             return chars
         return chars - math.log2(self.stop) - (len(text) - 1) * math.log2(1 - self.stop)

@@ -32,16 +32,27 @@ class Vocab:
 
     @classmethod
     def build(
-        cls, tokens: Iterable[str], min_freq: int = 2, max_vocab: int | None = None, chars: bool = False
+        cls,
+        tokens: Iterable[str],
+        min_freq: int = 2,
+        max_vocab: int | None = None,
+        chars: bool = False,
+        char_min_freq: int = 1,
     ) -> Vocab:
         """Tokens seen at least `min_freq` times, most frequent first, ties in code-point order; with
-        `max_vocab`, only the `max_vocab` most frequent of them (besides `<unk>`). With `chars`, every character
-        of the tokens too, whatever its count (the alphabet that unknown words are spelt with)."""
-        return cls.from_counts(Counter(tokens), min_freq, max_vocab, chars)
+        `max_vocab`, only the `max_vocab` most frequent of them (besides `<unk>`). With `chars`, the characters of
+        the tokens too (the alphabet that unknown words are spelt with): those seen at least `char_min_freq`
+        times, 1: every one."""
+        return cls.from_counts(Counter(tokens), min_freq, max_vocab, chars, char_min_freq)
 
     @classmethod
     def from_counts(
-        cls, counts: Mapping[str, int], min_freq: int = 2, max_vocab: int | None = None, chars: bool = False
+        cls,
+        counts: Mapping[str, int],
+        min_freq: int = 2,
+        max_vocab: int | None = None,
+        chars: bool = False,
+        char_min_freq: int = 1,
     ) -> Vocab:
         """`build` from the tokens' counts (e.g. a bincount of a split's ids). With `chars`, the order is that of
         the counts once each word left out is written as its characters (what the model is trained on)."""
@@ -50,15 +61,16 @@ class Vocab:
         if not chars:
             return cls([UNK, *kept])
         written = Counter({t: counts[t] for t in kept})
-        alphabet = set()
+        alphabet: Counter = Counter()
         for token, count in counts.items():
             if token == UNK or not count:
                 continue
-            alphabet.update(token)
+            for c in token:
+                alphabet[c] += count
             if token not in written:
                 for c in token:
                     written[c] += count
-        tokens = set(kept) | alphabet
+        tokens = set(kept) | {c for c, n in alphabet.items() if n >= char_min_freq}
         return cls([UNK, *sorted(tokens, key=lambda t: (-written[t], t))])
 
     def extended(self, tokens: Iterable[str]) -> Vocab:
