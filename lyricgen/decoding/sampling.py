@@ -170,6 +170,34 @@ def pick_masked(
     return _draw(kept, generator), log_mass
 
 
+class RepetitionPenalty:
+    """The repetition penalty (CTRL, Keskar et al. 2019): the logits of the words a sample has used, except
+    `exempt` ones (line breaks, spaces), divided by `penalty` when positive and multiplied by it when negative."""
+
+    def __init__(self, penalty: float, exempt: list[int]) -> None:
+        self.penalty, self.exempt = penalty, exempt
+
+    def __call__(self, logits: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+        return penalize(logits, seen, self.penalty, self.exempt)
+
+    def mark(self, seen: torch.Tensor, token: torch.Tensor, rows: torch.Tensor) -> None:
+        """The words just written count as used (in the rows marked in `rows`)."""
+        seen[torch.arange(len(token), device=token.device)[rows], token[rows]] = True
+
+
+class Sampler:
+    """How the next word is picked under `opts`: greedy, or a draw at `opts.temperature`, truncated."""
+
+    def __init__(self, opts: DecodingOptions, generator: torch.Generator | None) -> None:
+        self.opts, self.generator = opts, generator
+
+    def pick(self, logits: torch.Tensor) -> torch.Tensor:
+        return pick(logits, self.opts, self.generator)
+
+    def pick_masked(self, logits: torch.Tensor, allowed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return pick_masked(logits, allowed, self.opts, self.generator)
+
+
 @torch.inference_mode()
 def decode(
     net: RNNLM,
