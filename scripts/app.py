@@ -18,7 +18,7 @@ def main(cfg: DictConfig) -> None:
         from lyricgen.app import LyricsPage, Models, check_serving, require_gradio, serve
         from lyricgen.checkpoint import find_checkpoint
         from lyricgen.decoding import DecodingOptions
-        from lyricgen.generation import pick_device
+        from lyricgen.devices import pick_device
 
         require_gradio()  # bad settings are refused before the model is loaded
         host, port, concurrency, queue_size = check_serving(cfg.host, cfg.port, cfg.concurrency, cfg.queue_size)
