@@ -1,4 +1,4 @@
-"""lyricgen.benchmark on the tiny corpus: the plain baseline trains the Lightning model's network, the rounds
+"""benchmarks/ on the tiny corpus: the plain baseline trains the Lightning model's network, the rounds
 give finite timings and ratios, the child measures run in a fresh process, and scripts/benchmark.py prints
 its table."""
 
@@ -15,15 +15,9 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from lyricgen.benchmark import (
-    batches,
-    generation_rows,
-    in_child,
-    plain_like,
-    time_plain,
-    time_training,
-    training_rows,
-)
+from benchmarks.data import in_child
+from benchmarks.generation import generation_rows
+from benchmarks.training import batches, plain_like, time_plain, time_training, training_rows
 from lyricgen.generation import LyricsGenerator
 from lyricgen.model import LyricsLM
 from tests.conftest import ROOT, TINY_LINES, compose_train, tiny_overrides
@@ -100,7 +94,7 @@ def test_training_rounds_alternate_and_give_one_ratio_a_round(tiny, tmp_path):
 
 CHURN = """
 import json, resource, torch
-from lyricgen.benchmark import held_memory
+from benchmarks.training import held_memory
 
 def faults(steps=6):  # minor page faults of allocating, writing and freeing a 40 MB tensor `steps` times
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
