@@ -3,7 +3,6 @@ the page served on a free local port (through gradio_client and over plain HTTP)
 
 from __future__ import annotations
 
-import inspect
 import socket
 import statistics
 import time
@@ -20,7 +19,10 @@ def page_latency(ckpt: str, free: DecodingOptions, form: DecodingOptions, repeat
         from gradio_client import Client
     except ImportError:
         return [("web page request", 'not measured: pip install -e ".[app]"')]
-    from lyricgen.app import LyricsPage, Models, start
+    from lyricgen.app.layout import first_values
+    from lyricgen.app.models import Models
+    from lyricgen.app.page import LyricsPage
+    from lyricgen.app.serving import start
 
     models = Models(device="cpu")
     models.load(ckpt)
@@ -31,13 +33,14 @@ def page_latency(ckpt: str, free: DecodingOptions, form: DecodingOptions, repeat
     demo, url = start(page, port=port)
     client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
     http = httpx.Client(timeout=60)
-    page_defaults = {k: v.default for k, v in inspect.signature(page.generate).parameters.items()}
+    page_defaults = first_values(page)  # what the HTTP API takes for the inputs a request leaves out
     rows = []
     try:
         for label, opts in (("8 free lines", free), ("8 lines rhyme=AABB line_chars=7", form)):
             asked = dict(
                 start_word="",
                 lines=8,
+                length="",  # no cap in words: 8 lines, as `opts` decodes them
                 temperature=opts.temperature,
                 top_p=opts.top_p,
                 rhyme=opts.rhyme or "",

@@ -67,6 +67,27 @@ def run_script(name: str, *args: str, cwd: Path | None = None, timeout: float = 
     )
 
 
+def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    """Exit code 2, the last stderr line is `error: ...` holding every fragment, no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr + result.stdout
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: "), result.stderr[-2000:]
+    for fragment in fragments:
+        assert fragment in last, (fragment, last)
+    return last
+
+
+class RunsCode:
+    """A pickled object whose unpickling creates its marker file: a checkpoint built to run code."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
 def interruptible() -> None:
     """`preexec_fn` of a child that a test stops with SIGINT: Ctrl-C's default action, which a shell's
     background job (`cmd &`) would otherwise pass on ignored, so that Python never raises KeyboardInterrupt."""

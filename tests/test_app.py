@@ -3,7 +3,6 @@ port driven through gradio_client and, when a Chromium is installed, through a h
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import pickle
@@ -20,22 +19,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from lyricgen.app import (
-    MAX_CRITIC_CHARS,
-    MAX_FIELD_CHARS,
-    LyricsPage,
-    Models,
-    check_serving,
-    model_info,
-    parse_keywords,
-    parse_line_chars,
-)
+from lyricgen.app.inputs import MAX_CRITIC_CHARS, MAX_FIELD_CHARS, PARAMETERS, parse_keywords, parse_line_chars
+from lyricgen.app.layout import first_values
+from lyricgen.app.models import Models, model_info
+from lyricgen.app.page import LyricsPage
+from lyricgen.app.serving import check_serving
 from lyricgen.checkpoint import find_checkpoint, training_runs
 from lyricgen.data.tokenizer import JiebaTokenizer
 from lyricgen.errors import LyricgenError
 from lyricgen.prosody import count_chars, rhyme_class
-from tests.conftest import ROOT, TINY_LINES, best_checkpoint, interruptible, run_script
-from tests.test_reliability import _RunsCode  # unpickled, it creates its marker file
+from tests.conftest import ROOT, TINY_LINES, RunsCode, assert_user_error, best_checkpoint, interruptible, run_script
 
 # classes by hand: 光 江阳, 伤 江阳, 飞 灰堆, 烁 梭波, 家 发花 (as in test_critic)
 CRITIC_TEXT = "我看着月光\n你说你受伤\n\n鸟儿飞\n星星在天上闪烁\n我回家\n"
@@ -99,7 +92,7 @@ def test_limits_are_exactly_the_limits(page):
     start = "星星在天上闪烁" * 6 + "我爱你到永远" + "星星"  # 50 characters, every word known
     assert len(start) == 50
     assert page.generate(start, lines=1, strategy="greedy")[0].replace(" ", "").startswith(start)
-    lyrics, _, _ = page.generate("", lines=64, num_samples=16, strategy="greedy")
+    lyrics, _, _ = page.generate("", lines=64, length="", num_samples=16, strategy="greedy")  # no cap in words
     assert [len(s.split("\n")) for s in lyrics.split("\n\n")] == [64] * 16
     rows, _ = page.critic(("星星在天上闪烁\n" * 2000)[:MAX_CRITIC_CHARS])
     assert len(rows) == 1250
@@ -206,7 +199,7 @@ def test_text_fields_and_serving_settings_are_parsed_or_refused():
 
 
 def test_lines_of_a_words_model_read_with_its_spaces():
-    from lyricgen.app import _line_rows
+    from lyricgen.app.page import _line_rows
     from lyricgen.data.tokenizer import NEWLINE, JiebaTokenizer, WordsTokenizer
 
     tokens = WordsTokenizer().tokenize("Once upon a time, there was\nROMEO: I'll go.")
@@ -236,8 +229,8 @@ def make_runs(trained_run: Path, base: Path) -> tuple[Path, Path, dict[str, str]
         (runs_dir / "bad" / name / "checkpoints").mkdir(parents=True)
         return runs_dir / "bad" / name / "checkpoints" / "best-epoch1.ckpt"
 
-    torch.save({"state_dict": _RunsCode(marker)}, best_of("runs-code"))
-    best_of("runs-code-pickle").write_bytes(pickle.dumps({"state_dict": _RunsCode(marker)}))
+    torch.save({"state_dict": RunsCode(marker)}, best_of("runs-code"))
+    best_of("runs-code-pickle").write_bytes(pickle.dumps({"state_dict": RunsCode(marker)}))
     best_of("truncated").write_bytes(ckpt[: len(ckpt) // 2])
     folder = best_of("folder")
     (folder.parent / "last.ckpt").write_bytes(ckpt)
@@ -311,7 +304,7 @@ OWN_LIMITS = {
 }
 
 
-@pytest.mark.parametrize("field", list(inspect.signature(LyricsPage.generate).parameters)[1:])
+@pytest.mark.parametrize("field", PARAMETERS[1:])  # every input of the Write tab but the start word
 def test_a_field_of_100000_characters_is_refused_in_a_short_message(page, field):
     limit = OWN_LIMITS.get(field, f"{field} length (characters): 100000, {OVER_FIELD}")
     with pytest.raises(LyricgenError) as e:
@@ -476,10 +469,10 @@ def test_api_bad_input_is_a_message_and_the_server_keeps_serving(client, server)
 
 
 def generate_data(**values) -> list:
-    """The values of the `generate` endpoint in its order (LyricsPage.generate's defaults, then `values`), as a
-    plain HTTP request sends them."""
-    params = list(inspect.signature(LyricsPage.generate).parameters.values())[1:]
-    return [values.get(p.name, p.default) for p in params]
+    """The values of the `generate` endpoint in its order (the page's first values, then `values`), as a plain
+    HTTP request sends them."""
+    first = first_values(LyricsPage(Models()))
+    return [values.get(name, first[name]) for name in PARAMETERS]
 
 
 def call_api(url: str, api: str, data: list) -> tuple[str, str]:
@@ -556,7 +549,7 @@ def test_api_answers_30_requests_at_once_and_keeps_serving(server):
 @pytest.mark.slow
 def test_a_burst_over_the_queue_is_refused_with_a_message_and_the_page_keeps_serving(page):
     pytest.importorskip("gradio", reason="the page needs the app extra: pip install -e '.[app]'")
-    from lyricgen.app import start
+    from lyricgen.app.serving import start
 
     demo, url = start(page, port=free_port(), concurrency=1, queue_size=2)
     try:  # requests of about a second each: 30 at once overflow a queue of 2
@@ -583,10 +576,11 @@ def test_browser_writes_lyrics_when_the_button_is_pressed(server):
             tab = browser.new_page()
             tab.goto(server[0])
             tab.get_by_label("start word or phrase", exact=False).fill("星星")
+            tab.get_by_label("lines", exact=True).fill("8")  # empty at first: up to `length` words
             tab.get_by_role("button", name="Write").click()
             tab.wait_for_function("() => document.querySelector('#lyrics textarea').value.length > 0", timeout=60_000)
             lines = tab.locator("#lyrics textarea").input_value().split("\n")
-            assert len(lines) == 8 and lines[0].startswith("星星")  # the page's default: 8 lines
+            assert len(lines) == 8 and lines[0].startswith("星星")
             assert tab.get_by_text("梭波").first.is_visible() or tab.get_by_text("言前").first.is_visible()
             tab.get_by_label("start word or phrase", exact=False).fill("太阳")
             tab.get_by_role("button", name="Write").click()
@@ -618,6 +612,4 @@ def test_ctrl_c_ends_the_server_cleanly(server):  # last: it stops the module's 
 def test_script_refuses_bad_settings_in_one_line(args, fragment):
     pytest.importorskip("gradio", reason="the page needs the app extra: pip install -e '.[app]'")
     result = run_script("app", *args, timeout=120)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ") and fragment in last, result.stderr[-2000:]
+    assert_user_error(result, fragment)

@@ -72,7 +72,7 @@ def test_the_budget_keeps_room_for_the_keywords():
     budget = LineBudget(spec, T, jiangyang(), torch.tensor([1]), END, torch.tensor([ID["回忆"]]))
     s = state(0)
     budget.start(s, torch.zeros(1, len(WORDS), dtype=torch.bool))
-    assert words(budget.allowed(s)) == {"回忆", SPACE}  # 3 characters hold 回忆 and a one-character ending: no other word
+    assert words(budget.allowed(s)) == {"回忆", SPACE}  # room for 回忆 and a 1-character ending only
     budget.advance(s, torch.tensor([ID["回忆"]]), torch.tensor([True]))
     s.chars += 2
     assert words(budget.allowed(s)) == {"光", SPACE}
