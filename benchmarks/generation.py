@@ -14,12 +14,22 @@ from lyricgen.generation import LyricsGenerator
 FORM_TIMINGS = 20  # timings of form decoding and of each page request, with a checkpoint
 
 
-# The decoding settings timed, each for one sample of `gen_tokens` words (100 samples: a twentieth of them).
+DEFAULTS = DecodingOptions()  # generate.py's, the page's and the callbacks'
+# The decoding settings timed, each for one sample of `gen_tokens` words (100 samples: a twentieth of them). The
+# first four are fixed (temperature 1), so that the ratios to greedy compare across versions and defaults.
 GENERATION_KINDS = [
-    ("1 sample, generate.py defaults: sample, temperature 1, top_p 0.95", DecodingOptions(top_p=0.95)),
+    ("1 sample, top_p 0.95, temperature 1", DecodingOptions(temperature=1.0, top_p=0.95)),
     ("1 sample, greedy", DecodingOptions(strategy="greedy")),
-    ("1 sample, top_k 40", DecodingOptions(top_k=40)),
-    ("100 samples at once (num_samples=100), top_p 0.95", DecodingOptions(top_p=0.95, num_samples=100)),
+    ("1 sample, top_k 40, temperature 1", DecodingOptions(temperature=1.0, top_k=40, top_p=1.0)),
+    (
+        "100 samples at once (num_samples=100), top_p 0.95, temperature 1",
+        DecodingOptions(temperature=1.0, top_p=0.95, num_samples=100),
+    ),
+    (
+        f"1 sample, the defaults (generate.py, the page): temperature {DEFAULTS.temperature:g}, "
+        f"top_p {DEFAULTS.top_p:g}",
+        DEFAULTS,
+    ),
 ]
 
 
@@ -57,6 +67,7 @@ def generation_rows(gen: LyricsGenerator, gen_tokens: int, rounds: int) -> list[
     for i, label in (
         (0, "sampling/greedy (tokens/s of top_p 0.95 over greedy, 1 sample)"),
         (2, "top_k/greedy (tokens/s of top_k 40 over greedy, 1 sample)"),
+        (4, "defaults/greedy (tokens/s of the defaults over greedy, 1 sample)"),
     ):
         ratio, low, high = spread([s[i] / s[greedy] for s in speeds])
         rows.append((label, f"{ratio:.2f} (median of {rounds} rounds side by side; {low:.2f}-{high:.2f})"))
