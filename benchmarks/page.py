@@ -33,7 +33,7 @@ def page_latency(ckpt: str, free: DecodingOptions, form: DecodingOptions, repeat
     demo, url = start(page, port=port)
     client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
     http = httpx.Client(timeout=60)
-    page_defaults = first_values(page)  # what the HTTP API takes for the inputs a request leaves out
+    page_defaults = first_values(page)  # the endpoint's inputs in order, at the values a request leaves out
     rows = []
     try:
         for label, opts in (("8 free lines", free), ("8 lines rhyme=AABB line_chars=7", form)):

@@ -41,7 +41,8 @@ def _on_page(fn):
 
 def first_values(page: LyricsPage) -> dict[str, object]:
     """Each input of the `generate` endpoint with its first value, as the page shows it (the page's defaults)."""
-    return {"start_word": "", "seed": "", **{i.name: shown(getattr(page.defaults, i.name)) for i in WRITE}}
+    first = {"start_word": "", "seed": "", **{i.name: shown(getattr(page.defaults, i.name)) for i in WRITE}}
+    return {name: first[name] for name in PARAMETERS}
 
 
 def endpoint(page: LyricsPage) -> Callable:
