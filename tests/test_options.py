@@ -52,16 +52,6 @@ def test_the_callbacks_change_what_they_sample_not_how(tmp_path):
         assert not set(changed(opts)) & SAMPLING, name  # lines, length, samples and form only
 
 
-@pytest.fixture(scope="module")
-def page(trained_run):
-    from lyricgen.app.models import Models
-    from lyricgen.app.page import LyricsPage
-
-    models = Models(trained_run.parents[1])
-    models.load(best_checkpoint(trained_run))
-    return LyricsPage(models)
-
-
 def test_the_page_generate_py_and_the_callback_write_the_same_lyrics(trained_run, page, tmp_path):
     from lyricgen.model import LyricsLM
 

@@ -103,9 +103,15 @@ class LineDecoder:
         numbers (the same draws as the tensor loop; False is for the tests that say so)."""
         self.state, self.cand, self.per = state, cand, 1  # rows a sample: best_of once the line has branched
         start, branch_now = 0, False
-        if fast and len(state.chars) == 1 and self.best_of > 1 and self.budget.table is not None:
-            if self.penalty is None:
-                start, branch_now = self._start_unbranched()
+        # one sample that will branch, no keywords to track, no penalty: the rules' scalar methods suffice
+        if (
+            fast
+            and len(state.chars) == 1
+            and self.best_of > 1
+            and self.budget.table is not None
+            and self.penalty is None
+        ):
+            start, branch_now = self._start_unbranched()
         for pos in range(start, self.cand.tokens.size(1)):
             if not self._step(pos, branch_now):
                 break

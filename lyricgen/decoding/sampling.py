@@ -86,14 +86,23 @@ class Truncation:
 
     def draw(self, weights: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """One id per row from the truncated `weights` (which may be changed in place)."""
-        if weights.device.type != "cpu":
+        if weights.device.type != "cpu" or (self.top_k == 0 and self.top_p >= 1):  # nothing to truncate on the CPU
             return draw(self.keep(weights), generator)
         w = weights.numpy()  # numpy views: a few microseconds a call, where each torch call costs more
         if len(w) == 1:
-            return torch.from_numpy(np.array([self._draw_row(w[0], generator)]))
-        return torch.from_numpy(self._draw_rows(w, generator))
+            return torch.from_numpy(np.array([self._row(w[0], generator)]))
+        return torch.from_numpy(self._rows(w, generator))
 
-    def _draw_rows(self, w: np.ndarray, generator: torch.Generator | None) -> np.ndarray:
+    def draw_logits(self, logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """`draw` from logits (free decoding): one row takes its top-k words before exponentiating them."""
+        if logits.device.type != "cpu":
+            return draw(self.keep((logits - logits.max(dim=-1, keepdim=True).values).exp()), generator)
+        x = logits.numpy()
+        if len(x) == 1:
+            return torch.from_numpy(np.array([self._row(x[0], generator, logits=True)]))
+        return torch.from_numpy(self._rows(np.exp(x - x.max(axis=1, keepdims=True)), generator))
+
+    def _rows(self, w: np.ndarray, generator: torch.Generator | None) -> np.ndarray:
         if 0 < self.top_k < w.shape[1]:
             w[w < np.partition(w, -self.top_k, axis=1)[:, -self.top_k, None]] = 0.0
         cdf = torch.from_numpy(w).cumsum(dim=1)  # torch's cumsum: a third of numpy's time on these rows
@@ -117,10 +126,18 @@ class Truncation:
         token[todo] = draw(self.keep(torch.from_numpy(w[todo])), generator).numpy()
         return token
 
-    def _draw_row(self, w: np.ndarray, generator: torch.Generator | None) -> int:
-        if 0 < self.top_k < len(w):  # draw among the words at least as heavy as the k-th (ties included) alone
-            top = np.flatnonzero(w >= np.partition(w, -self.top_k)[-self.top_k])
-            return int(top[Truncation(0, self.top_p)._draw_row(w[top], generator)])
+    def _row(self, x: np.ndarray, generator: torch.Generator | None, logits: bool = False) -> int:
+        """`_rows` for one row of weights (or of logits: exponentiated here, after top-k)."""
+        if 0 < self.top_k < len(x):  # draw among the words at least as heavy as the k-th (ties included) alone
+            top = np.flatnonzero(x >= np.partition(x, -self.top_k)[-self.top_k])
+            return int(top[self._nucleus_row(x[top], generator, logits)])
+        return self._nucleus_row(x, generator, logits)
+
+    def _nucleus_row(self, x: np.ndarray, generator: torch.Generator | None, logits: bool) -> int:
+        w = x
+        if logits:
+            w = x - x.max()
+            np.exp(w, out=w)
         # torch's cumsum runs a long row in a third of numpy's time; numpy's call costs less on a short one
         cdf = np.cumsum(w) if len(w) < 256 else torch.from_numpy(w).cumsum(dim=0).numpy()
         total = float(cdf[-1])
@@ -129,7 +146,7 @@ class Truncation:
             chosen = w[drawn]
             if chosen > (1 - self.top_p) * total or np.dot(w, w > chosen) < self.top_p * total:
                 return drawn
-        return int(draw(self.keep(torch.from_numpy(w[None])), generator))
+        return int(draw(Truncation(0, self.top_p).keep(torch.from_numpy(w[None])), generator))
 
 
 class RepetitionPenalty:
@@ -154,16 +171,6 @@ class RepetitionPenalty:
             seen[index[rows], token[rows]] = True
 
 
-def _weights(logits: torch.Tensor) -> torch.Tensor:
-    """Unnormalised probabilities, exp(logits - each row's largest)."""
-    if logits.device.type != "cpu":
-        return (logits - logits.max(dim=-1, keepdim=True).values).exp()
-    x = logits.numpy()
-    w = x - x.max(axis=-1, keepdims=True)
-    np.exp(w, out=w)
-    return torch.from_numpy(w)
-
-
 class Sampler:
     """How the next word is picked under `opts`: greedy, or a draw at `opts.temperature` truncated by
     `opts.top_k` and `opts.top_p`."""
@@ -178,7 +185,7 @@ class Sampler:
             return logits.argmax(dim=-1)
         if self.temperature != 1:
             logits = logits / self.temperature
-        return self.truncation.draw(_weights(logits), self.generator)
+        return self.truncation.draw_logits(logits, self.generator)
 
     def pick_masked(self, logits: torch.Tensor, allowed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """`pick` among the `allowed` words only (every row must allow one), and the log of the probability
