@@ -246,6 +246,24 @@ CRITIC_TEXT = "我看着月光\n你说你受伤\n\n鸟儿飞\n星星在天上闪
 BIG = "星" * 100_000  # a field of 100,000 characters
 
 
+def last_word_class(line: str) -> str | None:
+    """The rhyme class of a written line, read back independently: jieba, then the last word."""
+    from lyricgen.data.tokenizer import JiebaTokenizer
+    from lyricgen.prosody import rhyme_class
+
+    return rhyme_class(JiebaTokenizer().tokenize_line(line)[-1])
+
+
+def assert_aabb(text: str, chars: int) -> None:
+    """A sample of 8 lines of `chars` characters each that rhyme AABBAABB (A's class is not B's)."""
+    from lyricgen.prosody import count_chars
+
+    lines = text.split("\n")
+    assert len(lines) == 8 and all(count_chars(line) == chars for line in lines), text
+    c = [last_word_class(line) for line in lines]
+    assert c[0] == c[1] == c[4] == c[5] != c[2] == c[3] == c[6] == c[7], (text, c)
+
+
 @pytest.fixture(scope="module")
 def page(trained_run):
     """The page's functions on the trained run (lyricgen.app.page.LyricsPage), its runs_dir the run's."""

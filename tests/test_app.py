@@ -18,13 +18,7 @@ from lyricgen.app.serving import check_serving
 from lyricgen.checkpoint import find_checkpoint, training_runs
 from lyricgen.data.tokenizer import JiebaTokenizer
 from lyricgen.errors import LyricgenError
-from lyricgen.prosody import count_chars, rhyme_class
-from tests.conftest import BIG, CRITIC_TEXT, TINY_LINES, make_runs, path_like_names
-
-
-def last_word_class(line: str) -> str | None:
-    """The rhyme class of a written line, read back independently: jieba, then the last word."""
-    return rhyme_class(JiebaTokenizer().tokenize_line(line)[-1])
+from tests.conftest import BIG, CRITIC_TEXT, TINY_LINES, assert_aabb, last_word_class, make_runs, path_like_names
 
 
 def measures_of(table: list[list]) -> dict:
@@ -52,12 +46,7 @@ def test_write_with_form_meets_it_and_measures_it(page):
     samples = lyrics.split("\n\n")
     assert len(samples) == 2 and len(rows) == 16
     for text in samples:
-        lines = text.split("\n")
-        assert len(lines) == 8 and all(count_chars(line) == 5 for line in lines), text
-        classes = [last_word_class(line) for line in lines]
-        assert (
-            classes[0] == classes[1] == classes[4] == classes[5] != classes[2] == classes[3] == classes[6] == classes[7]
-        )
+        assert_aabb(text, 5)
     assert [r[4] for r in rows[:8]] == [last_word_class(line) for line in samples[0].split("\n")]
     found = measures_of(table)
     assert found["scheme accuracy"] == 1.0 and found["line-length accuracy"] == 1.0 and found["seed"] == 0
@@ -181,7 +170,7 @@ def test_text_fields_and_serving_settings_are_parsed_or_refused():
 
 def test_lines_of_a_words_model_read_with_its_spaces():
     from lyricgen.app.page import _line_rows
-    from lyricgen.data.tokenizer import NEWLINE, JiebaTokenizer, WordsTokenizer
+    from lyricgen.data.tokenizer import NEWLINE, WordsTokenizer
 
     tokens = WordsTokenizer().tokenize("Once upon a time, there was\nROMEO: I'll go.")
     rows = _line_rows(tokens, "shisan", WordsTokenizer().join)

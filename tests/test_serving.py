@@ -20,25 +20,20 @@ from lyricgen.app.inputs import PARAMETERS
 from lyricgen.app.layout import first_values
 from lyricgen.app.models import Models
 from lyricgen.app.page import LyricsPage
-from lyricgen.data.tokenizer import JiebaTokenizer
-from lyricgen.prosody import count_chars, rhyme_class
 from tests.conftest import (
     BIG,
     CRITIC_TEXT,
     ROOT,
     TINY_LINES,
+    assert_aabb,
     assert_user_error,
     best_checkpoint,
     interruptible,
+    last_word_class,
     make_runs,
     path_like_names,
     run_script,
 )
-
-
-def last_word_class(line: str) -> str | None:
-    return rhyme_class(JiebaTokenizer().tokenize_line(line)[-1])
-
 
 # --- the real page: scripts/app.py on a free port -------------------------------------------------
 
@@ -110,12 +105,7 @@ def test_api_generate_writes_the_form_asked_for(client):
     samples = lyrics.split("\n\n")
     assert len(samples) == 2
     for text in samples:
-        rows = text.split("\n")
-        assert len(rows) == 8 and all(count_chars(r) == 5 for r in rows), text
-        classes = [last_word_class(r) for r in rows]
-        assert (
-            classes[0] == classes[1] == classes[4] == classes[5] != classes[2] == classes[3] == classes[6] == classes[7]
-        )
+        assert_aabb(text, 5)
     assert lines["headers"] == ["sample", "#", "line", "chars", "rhyme"] and len(lines["data"]) == 16
     assert [row[4] for row in lines["data"][:8]] == [last_word_class(r) for r in samples[0].split("\n")]
     assert dict(measures["data"])["scheme accuracy"] == 1.0
