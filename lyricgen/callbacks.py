@@ -38,7 +38,7 @@ class SampleLyrics(L.Callback):
         self.prompts = list(prompts)
         self.seed = seed
         self.tag = tag
-        self.opts = DecodingOptions.from_mapping(decoding or {"lines": 4, "temperature": 0.8, "length": 120}).check()
+        self.opts = DecodingOptions.from_mapping(decoding or {"lines": 4, "length": 120}).check()  # else the defaults
 
     def samples(self, pl_module: L.LightningModule) -> dict[str, str]:
         generator = LyricsGenerator.from_model(pl_module)

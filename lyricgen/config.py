@@ -3,6 +3,7 @@
 builds anything, so a bad value ends in one line that names the option, the value, what it takes and
 the fix (exit code 2), never in a traceback or a run that does something else.
 
+Each script's checks are a list (`CHECKS`); the machine's devices come from `lyricgen.devices`.
 The option schemas are the settings dataclasses of the library (`NetSettings`, `OptimSettings`,
 `DecodingOptions`, `DataOptions`) and, for what only the scripts have, the dataclasses below; see
 `lyricgen.schema` for the checking itself.
@@ -12,14 +13,14 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lyricgen.decoding.options import DecodingOptions
+from lyricgen.devices import check_accelerator, pick_device
 from lyricgen.errors import LyricgenError
 from lyricgen.prosody import RHYME_RULES
 from lyricgen.schema import check, option
@@ -134,46 +135,83 @@ def check_required(cfg: DictConfig) -> None:
         raise LyricgenError(f"{key} is required and not set (it is ??? in the config); give {what}")
 
 
-def check_config(cfg: DictConfig, script: str) -> None:
-    """Refuse a config with a required option missing, a value of the wrong type or out of range, or an
-    accelerator that is not there. `script` is train, generate, evaluate or critic."""
-    from lyricgen.data.datamodule import DataOptions
+def _train_options(cfg: DictConfig) -> None:
+    check(_values(cfg, TrainOptions), TrainOptions)
+    if cfg.get("init_from") and cfg.get("ckpt_path"):
+        raise LyricgenError(
+            "give init_from (start from a model's weights) or ckpt_path (resume a run), not both; "
+            "e.g. init_from=runs/songci_char"
+        )
+
+
+def _trainer_options(cfg: DictConfig) -> None:
+    check(_values(cfg.trainer, TrainerOptions), TrainerOptions, "trainer.")
+
+
+def _model_options(cfg: DictConfig) -> None:
     from lyricgen.model import OptimSettings
     from lyricgen.rnnlm import NetSettings
 
-    check_required(cfg)
-    if script == "train":
-        check(_values(cfg, TrainOptions), TrainOptions)
-        if cfg.get("init_from") and cfg.get("ckpt_path"):
-            raise LyricgenError(
-                "give init_from (start from a model's weights) or ckpt_path (resume a run), not both; "
-                "e.g. init_from=runs/songci_char"
-            )
-        check(_values(cfg.trainer, TrainerOptions), TrainerOptions, "trainer.")
-        for schema in (NetSettings, OptimSettings):
-            check(_values(cfg.model, schema), schema, "model.")
-        for name, callback in (cfg.get("callbacks") or {}).items():
-            if callback and "decoding" in callback:
-                DecodingOptions.from_mapping(callback.decoding).check(f"callbacks.{name}.decoding.")
-        check_trainer(cfg.trainer)
-    if script in ("generate", "evaluate", "critic"):
-        check(_values(cfg, RunOptions), RunOptions)
-    if script in ("generate", "evaluate"):
-        DecodingOptions.from_mapping(cfg).check()
-    if script == "critic":
-        check(_values(cfg, CriticOptions), CriticOptions)
-    if script in ("generate", "critic"):
-        from lyricgen.generation import pick_device
+    for schema in (NetSettings, OptimSettings):
+        check(_values(cfg.model, schema), schema, "model.")
 
-        pick_device(cfg.device)
-    if script == "evaluate":
-        check_accelerator(cfg.accelerator, 1, "")
-    if script in ("train", "evaluate"):
-        check(_values(cfg.data, DataOptions), DataOptions, "data.")
-        if cfg.data.get("tokenizer"):
-            check(_values(cfg.data.tokenizer, TokenizerOptions), TokenizerOptions, "data.tokenizer.")
-        if cfg.get("cache"):
-            check(_values(cfg.cache, CacheOptions), CacheOptions, "cache.")
+
+def _callback_decoding(cfg: DictConfig) -> None:
+    for name, callback in (cfg.get("callbacks") or {}).items():
+        if callback and "decoding" in callback:
+            DecodingOptions.from_mapping(callback.decoding).check(f"callbacks.{name}.decoding.")
+
+
+def _trainer_devices(cfg: DictConfig) -> None:
+    check_trainer(cfg.trainer)
+
+
+def _run_options(cfg: DictConfig) -> None:
+    check(_values(cfg, RunOptions), RunOptions)
+
+
+def _decoding(cfg: DictConfig) -> None:
+    DecodingOptions.from_mapping(cfg).check()
+
+
+def _critic_options(cfg: DictConfig) -> None:
+    check(_values(cfg, CriticOptions), CriticOptions)
+
+
+def _device(cfg: DictConfig) -> None:
+    pick_device(cfg.device)
+
+
+def _accelerator(cfg: DictConfig) -> None:
+    check_accelerator(cfg.accelerator, 1, "")
+
+
+def _data_options(cfg: DictConfig) -> None:
+    from lyricgen.data.datamodule import DataOptions
+
+    check(_values(cfg.data, DataOptions), DataOptions, "data.")
+    if cfg.data.get("tokenizer"):
+        check(_values(cfg.data.tokenizer, TokenizerOptions), TokenizerOptions, "data.tokenizer.")
+    if cfg.get("cache"):
+        check(_values(cfg.cache, CacheOptions), CacheOptions, "cache.")
+
+
+# Each script's checks, in the order they run: the first refusal ends the start (the Trainer's values are
+# refused before the data is touched, a decoding option before a checkpoint is loaded).
+CHECKS: dict[str, list[Callable[[DictConfig], None]]] = {
+    "train": [_train_options, _trainer_options, _model_options, _callback_decoding, _trainer_devices, _data_options],
+    "generate": [_run_options, _decoding, _device],
+    "evaluate": [_run_options, _decoding, _accelerator, _data_options],
+    "critic": [_run_options, _critic_options, _device],
+}
+
+
+def check_config(cfg: DictConfig, script: str) -> None:
+    """Refuse a config with a required option missing, a value of the wrong type or out of range, or an
+    accelerator that is not there. `script` is one of `CHECKS`: train, generate, evaluate or critic."""
+    check_required(cfg)
+    for check_part in CHECKS[script]:
+        check_part(cfg)
 
 
 def typed_keys(group: str, group_key: str) -> set[str]:
@@ -219,72 +257,6 @@ def final_run(cfg: DictConfig) -> str | None:
         "data.train_on_val=true: training on the training and validation lines; no validation, early stopping "
         "or cache tuning (nothing is held out for them); the last checkpoint is tested"
     )
-
-
-def _machine() -> tuple[int, bool]:
-    """(CUDA GPUs, MPS) that Lightning sees on this machine."""
-    from lightning.pytorch.accelerators import CUDAAccelerator, MPSAccelerator
-
-    gpus = CUDAAccelerator.auto_device_count() if CUDAAccelerator.is_available() else 0
-    return gpus, MPSAccelerator.is_available()
-
-
-def what_is_here() -> str:
-    gpus, mps = _machine()
-    cores = os.cpu_count() or 1
-    if gpus:
-        return f"this machine has {gpus} CUDA GPU{'s' if gpus > 1 else ''} and {cores} CPU cores"
-    return f"this machine has no CUDA GPU{', an Apple GPU (mps)' if mps else ''} and {cores} CPU cores"
-
-
-def _device_count(devices) -> int | None:
-    """How many devices a Trainer's `devices` asks for (None: as many as there are)."""
-    if isinstance(devices, int):
-        return None if devices == -1 else devices
-    if isinstance(devices, str):
-        text = devices.strip()
-        if text in ("auto", "-1"):
-            return None
-        if text.lstrip("-").isdigit():
-            return int(text)
-        return len([d for d in text.split(",") if d.strip()])
-    return len(list(devices))
-
-
-def training_device(accelerator: str) -> str:
-    """The torch device type a Trainer with this accelerator trains on here: cuda, mps or cpu."""
-    gpus, mps = _machine()
-    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and gpus):
-        return "cuda" if gpus or accelerator == "cuda" else "mps"
-    if accelerator == "mps" or (accelerator == "auto" and mps):
-        return "mps"
-    return "cpu"
-
-
-def check_accelerator(accelerator: str, devices, prefix: str = "trainer.") -> str:
-    """Refuse an accelerator or a number of devices that this machine does not have; return the device
-    type it trains on (cuda, mps or cpu)."""
-    gpus, mps = _machine()
-    here = what_is_here()
-    cpu_fix = "trainer=cpu (or trainer.accelerator=cpu)" if prefix == "trainer." else f"{prefix}accelerator=cpu"
-    if accelerator == "cuda" and not gpus or accelerator == "gpu" and not (gpus or mps):
-        raise LyricgenError(f"{prefix}accelerator={accelerator} asks for a GPU but {here}; use {cpu_fix}")
-    if accelerator == "mps" and not mps:
-        raise LyricgenError(f"{prefix}accelerator=mps asks for an Apple GPU but {here}; use {cpu_fix}")
-    device = training_device(accelerator)
-    wanted = _device_count(devices)
-    have = {"cuda": gpus, "mps": 1}.get(device, os.cpu_count() or 1)
-    unit = {"cuda": "CUDA GPUs", "mps": "Apple GPUs"}.get(device, "CPU processes")
-    if wanted is not None and wanted < 1:
-        raise LyricgenError(
-            f"{prefix}devices={devices} is out of range; {prefix}devices takes a number >= 1, -1 (all) or auto; "
-            f"e.g. {prefix}devices=1"
-        )
-    if wanted is not None and wanted > have:
-        raise LyricgenError(
-            f"{prefix}devices={devices} asks for {wanted} {unit} but {here}; use {prefix}devices={have} or fewer"
-        )
-    return device
 
 
 def _devices_ok(devices) -> bool:

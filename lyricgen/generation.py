@@ -45,25 +45,6 @@ def _similar_words(word: str, vocab: Vocab, k: int = 5) -> list[str]:
     return [t for _, _, t in sorted(scored)[:k]]
 
 
-def pick_device(device: str = "auto") -> torch.device:
-    """The torch device for `device` (auto, cpu, cuda, cuda:N, mps), refused when it is not on this machine."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        picked = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise LyricgenError(f"device={device!r} is not a device; device takes auto, cpu, cuda or cuda:N") from None
-    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    here = f"{gpus} CUDA GPU{'s' if gpus != 1 else ''}" if gpus else "no CUDA GPU"
-    if picked.type == "cuda" and (not gpus or (picked.index or 0) >= gpus):
-        raise LyricgenError(f"device={device} but this machine has {here}; use device=cpu or device=auto")
-    if picked.type == "mps" and not torch.backends.mps.is_available():
-        raise LyricgenError(f"device={device} but this machine has no Apple GPU (mps); use device=cpu or device=auto")
-    if picked.type not in ("cpu", "cuda", "mps"):
-        raise LyricgenError(f"device={device} is not supported here; use device=cpu, device=cuda or device=auto")
-    return picked
-
-
 class LyricsGenerator:
     """A trained network with its vocabulary, tokeniser settings and n-gram index, ready to write lyrics."""
 

@@ -41,11 +41,13 @@ def option(
     note: str = "",
     example: Any = dataclasses.MISSING,
     default_factory: Any = dataclasses.MISSING,
+    help: str = "",
 ) -> Any:
     """A dataclass field with its allowed range (numbers, or each number of a list) or choices; `note`
     is said after the range (e.g. "-1: no limit"); `example` is the value a refusal suggests (default:
-    the default)."""
+    the default); `help` says what the option does (a config's comment, a page's label)."""
     meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": tuple(choices) if choices else None, "note": note}
+    meta["help"] = help
     if example is not dataclasses.MISSING:
         meta["example"] = example
     if default_factory is not dataclasses.MISSING:

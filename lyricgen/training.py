@@ -26,10 +26,11 @@ from lyricgen.checkpoint import (
     read_extras,
 )
 from lyricgen.cli import lightning_errors
-from lyricgen.config import check_config, final_run, plain, training_device, typed_keys
+from lyricgen.config import check_config, final_run, plain, typed_keys
 from lyricgen.data.datamodule import LyricsDataModule
 from lyricgen.data.tokenizer import from_settings
 from lyricgen.decoding.templates import mine_templates, templates_to_dict
+from lyricgen.devices import training_device
 from lyricgen.evaluation import test_best_checkpoint
 from lyricgen.loggers import log_hparams_summary
 from lyricgen.memory import check_training_fits

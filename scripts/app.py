@@ -15,10 +15,12 @@ from lyricgen.cli import start_script, user_errors
 @hydra.main(version_base="1.3", config_path="../conf", config_name="app")
 def main(cfg: DictConfig) -> None:
     with user_errors():
-        from lyricgen.app import LyricsPage, Models, check_serving, require_gradio, serve
+        from lyricgen.app.models import Models
+        from lyricgen.app.page import LyricsPage
+        from lyricgen.app.serving import check_serving, require_gradio, serve
         from lyricgen.checkpoint import find_checkpoint
         from lyricgen.decoding import DecodingOptions
-        from lyricgen.generation import pick_device
+        from lyricgen.devices import pick_device
 
         require_gradio()  # bad settings are refused before the model is loaded
         host, port, concurrency, queue_size = check_serving(cfg.host, cfg.port, cfg.concurrency, cfg.queue_size)

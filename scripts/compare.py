@@ -13,59 +13,14 @@ each run's results.json, so the table is measured, never typed.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
-import platform
-import statistics
-import subprocess
 import sys
 from pathlib import Path
 
-from lyricgen.cli import fill_readme_block
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # benchmarks/ lives beside scripts/, outside the installed package
 
-
-def table(results: list[dict], overrides: list[str]) -> str:
-    rows = [
-        "| model | best val/ppl | test/ppl | test/bpc | test/ppl with cache | wall time (s) | parameters "
-        "| novelty | distinct-2 | repeated-line rate |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in results:
-        rows.append(
-            f"| {r['model']} | {r.get('best_val_ppl', float('nan')):.2f} | {r.get('test_ppl', float('nan')):.2f} | "
-            f"{r.get('test_bpc', float('nan')):.3f} | {r.get('test_ppl_cache', float('nan')):.2f} | "
-            f"{r['wall_s']:.0f} | {r['params']:,} | "
-            f"{r.get('novelty', float('nan')):.3f} | {r.get('distinct-2', float('nan')):.3f} | "
-            f"{r.get('repeated-line rate', float('nan')):.3f} |"
-        )
-    rows.append(
-        f"\nMeasured by `python scripts/compare.py{' -- ' + ' '.join(overrides) if overrides else ''}` on "
-        f"{datetime.date.today()} ({platform.machine()}, {os.cpu_count()} CPU cores); wall time includes "
-        "data set-up and the end-of-training metrics."
-    )
-    return "\n".join(rows)
-
-
-def seed_table(sweeps: list[Path]) -> str:
-    """Mean ± sd over the runs of each sweep (e.g. `train.py -m ... seed=1,2,3`), one line per sweep."""
-    keys = ("best_val_ppl", "test_ppl", "test_bpc", "test_ppl_stream", "test_ppl_cache", "wall_s")
-    rows = ["| sweep | runs | " + " | ".join(keys) + " | test_ppl per run |", "| --- " * (len(keys) + 3) + "|"]
-    for sweep in sweeps:
-        results = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/results.json"))]
-        if not results:
-            sys.exit(f"error: {sweep} has no */results.json; give the directory of a finished multirun")
-        cells = []
-        for key in keys:
-            values = [r[key] for r in results if key in r]
-            sd = statistics.stdev(values) if len(values) > 1 else 0.0
-            digits = 3 if "bpc" in key else 2
-            cells.append(f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}" if values else "")
-        per_run = ", ".join(f"{r['test_ppl']:.2f}" for r in results if "test_ppl" in r)
-        rows.append(f"| {sweep.name} | {len(results)} | " + " | ".join(cells) + f" | {per_run} |")
-    return "\n".join(rows)
+from benchmarks.models import seed_table, table, train_models  # noqa: E402
+from lyricgen.cli import fill_readme_block  # noqa: E402
 
 
 def main() -> None:
@@ -85,23 +40,7 @@ def main() -> None:
     if args.seeds:
         print(seed_table(args.seeds))
         return
-    sweep = Path(args.sweep_dir or ROOT / "multirun" / f"compare-{datetime.datetime.now():%Y%m%d-%H%M%S}")
-    cmd = [
-        sys.executable,
-        str(ROOT / "scripts" / "train.py"),
-        "-m",
-        f"model={args.models}",
-        f"hydra.sweep.dir={sweep}",
-        *args.overrides,
-    ]
-    done = subprocess.run(cmd, cwd=ROOT)
-    if done.returncode != 0:
-        sys.exit(f"error: training failed (exit {done.returncode}); see the output above")
-    order = args.models.split(",")
-    results = sorted(
-        (json.loads(p.read_text()) for p in sweep.glob("*/results.json")), key=lambda r: order.index(r["model"])
-    )
-    text = table(results, args.overrides)
+    text = table(train_models(args.models, args.sweep_dir, args.overrides), args.overrides)
     print(text)
     if args.readme:
         fill_readme_block(ROOT / "docs" / "models.md", "comparison", text)

@@ -21,7 +21,8 @@ def main(cfg: DictConfig) -> None:
         from lyricgen.checkpoint import find_checkpoint
         from lyricgen.config import check_config
         from lyricgen.critic import critique, format_critique, read_lyrics, training_lines_of_run
-        from lyricgen.generation import LyricsGenerator, pick_device
+        from lyricgen.devices import pick_device
+        from lyricgen.generation import LyricsGenerator
 
         check_config(cfg, "critic")
         text = read_lyrics(cfg.path)

@@ -23,7 +23,8 @@ def main(cfg: DictConfig) -> None:
         from lyricgen.checkpoint import find_checkpoint
         from lyricgen.config import check_config, run_data_config
         from lyricgen.decoding import DecodingOptions
-        from lyricgen.evaluation import CORPUS, TUNES, evaluate_checkpoint, tune_table
+        from lyricgen.evaluation import evaluate_checkpoint
+        from lyricgen.report import evaluation_report
 
         if cfg.get("cipai"):  # a ci has as many lines as its tune
             cfg.lines = None
@@ -45,33 +46,7 @@ def main(cfg: DictConfig) -> None:
             OmegaConf.to_container(cfg.cache) if cfg.get("cache") else None,
             cfg.tunes,
         )
-        print("| metric | samples | held-out corpus |\n| --- | --- | --- |")
-        for name, value in result.items():
-            if not name.startswith((f"{CORPUS}/", f"{TUNES}/")):
-                ref = result.get(f"{CORPUS}/{name}")
-                print(f"| {name} | {value:.3f} | {'' if ref is None else f'{ref:.3f}'} |")
-        form = ", ".join(
-            f"{k} {v}"
-            for k, v in [
-                ("rhyme", opts.rhyme),
-                ("line_chars", opts.line_chars),
-                ("acrostic", opts.acrostic),
-                ("no_copy", opts.no_copy),
-            ]
-            if v
-        )
-        print(
-            f"\n({cfg.num_samples} samples of {opts.form_lines() if opts.form else cfg.lines} lines, {cfg.strategy}, "
-            f"temperature {cfg.temperature}, top_p {cfg.top_p}, top_k {cfg.top_k}{'; ' + form if form else ''}; "
-            f"the corpus in pieces of as many lines; checkpoint {ckpt_path})"
-        )
-        if f"{TUNES}/cipai/ci" in result:  # a model of ci: SongNet's measures, in the shapes of its tunes
-            print("\n" + tune_table(result))
-            tunes = cfg.cipai or f"the {cfg.tunes} commonest tunes"
-            print(
-                f"\n({tunes}, {cfg.num_samples} ci each; character ppl = 2^bpc of the test split; rhyme rule "
-                f"{opts.rhyme_rule}; docs/benchmarks.md: the measures against SongNet's)"
-            )
+        print(evaluation_report(result, opts, ckpt_path, cfg.lines, cfg.cipai or f"the {cfg.tunes} commonest tunes"))
 
 
 if __name__ == "__main__":

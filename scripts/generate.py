@@ -24,7 +24,8 @@ def main(cfg: DictConfig) -> None:
         from lyricgen.checkpoint import find_checkpoint
         from lyricgen.config import check_config
         from lyricgen.decoding import DecodingOptions
-        from lyricgen.generation import LyricsGenerator, pick_device
+        from lyricgen.devices import pick_device
+        from lyricgen.generation import LyricsGenerator
 
         check_config(cfg, "generate")  # bad values are refused before any model is loaded
         opts = DecodingOptions.from_mapping(cfg)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import pickle
+import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -65,6 +68,27 @@ def run_script(name: str, *args: str, cwd: Path | None = None, timeout: float = 
         encoding="utf-8",  # what the scripts write on every system (lyricgen.cli.utf8_output)
         timeout=timeout,
     )
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    """Exit code 2, the last stderr line is `error: ...` holding every fragment, no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr + result.stdout
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: "), result.stderr[-2000:]
+    for fragment in fragments:
+        assert fragment in last, (fragment, last)
+    return last
+
+
+class RunsCode:
+    """A pickled object whose unpickling creates its marker file: a checkpoint built to run code."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
 
 
 def interruptible() -> None:
@@ -213,3 +237,92 @@ def songci_overrides(folder: Path, out: Path, *extra: str) -> list[str]:
         "cache=none",
         *extra,
     )
+
+
+# --- the web page: a page on the trained run, and runs a visitor may try to load ----------------------------
+
+# classes by hand: 光 江阳, 伤 江阳, 飞 灰堆, 烁 梭波, 家 发花 (as in test_critic)
+CRITIC_TEXT = "我看着月光\n你说你受伤\n\n鸟儿飞\n星星在天上闪烁\n我回家\n"
+BIG = "星" * 100_000  # a field of 100,000 characters
+
+
+def last_word_class(line: str) -> str | None:
+    """The rhyme class of a written line, read back independently: jieba, then the last word."""
+    from lyricgen.data.tokenizer import JiebaTokenizer
+    from lyricgen.prosody import rhyme_class
+
+    return rhyme_class(JiebaTokenizer().tokenize_line(line)[-1])
+
+
+def assert_aabb(text: str, chars: int) -> None:
+    """A sample of 8 lines of `chars` characters each that rhyme AABBAABB (A's class is not B's)."""
+    from lyricgen.prosody import count_chars
+
+    lines = text.split("\n")
+    assert len(lines) == 8 and all(count_chars(line) == chars for line in lines), text
+    c = [last_word_class(line) for line in lines]
+    assert c[0] == c[1] == c[4] == c[5] != c[2] == c[3] == c[6] == c[7], (text, c)
+
+
+@pytest.fixture(scope="module")
+def page(trained_run):
+    """The page's functions on the trained run (lyricgen.app.page.LyricsPage), its runs_dir the run's."""
+    from lyricgen.app.models import Models
+    from lyricgen.app.page import LyricsPage
+
+    models = Models(trained_run.parents[1])  # runs_dir: <base>/outputs, the run is 2026-01-01/00-00-00
+    models.load(best_checkpoint(trained_run))
+    return LyricsPage(models)
+
+
+def make_runs(trained_run: Path, base: Path) -> tuple[Path, Path, dict[str, str]]:
+    """A runs folder: the trained run as 2026-01-01/00-00-00 and, under bad/, runs whose best checkpoint is
+    broken one way each (older, so that the good run stays the newest). (runs_dir, marker, {bad run: the
+    fragment of its message}); the marker file appears if any checkpoint's code ever runs."""
+    runs_dir, marker, outside = base / "outputs", base / "code-ran", base / "outside"
+    good = runs_dir / "2026-01-01" / "00-00-00"
+    shutil.copytree(trained_run, good)
+    ckpt = best_checkpoint(good).read_bytes()
+    outside.mkdir()
+    (outside / "best-x.ckpt").write_bytes(ckpt)
+
+    def best_of(name: str) -> Path:
+        (runs_dir / "bad" / name / "checkpoints").mkdir(parents=True)
+        return runs_dir / "bad" / name / "checkpoints" / "best-epoch1.ckpt"
+
+    torch.save({"state_dict": RunsCode(marker)}, best_of("runs-code"))
+    best_of("runs-code-pickle").write_bytes(pickle.dumps({"state_dict": RunsCode(marker)}))
+    best_of("truncated").write_bytes(ckpt[: len(ckpt) // 2])
+    folder = best_of("folder")
+    (folder.parent / "last.ckpt").write_bytes(ckpt)
+    folder.mkdir()
+    torch.save({"weights": torch.zeros(3)}, best_of("other-file"))
+    (runs_dir / "bad" / "linked").mkdir()
+    (runs_dir / "bad" / "linked" / "checkpoints").symlink_to(outside)  # a real checkpoint, outside runs_dir
+    old = best_checkpoint(good).stat().st_mtime - 3600
+    for path in (runs_dir / "bad").glob("*/checkpoints/*.ckpt"):
+        os.utime(path, (old, old))
+    fragments = {
+        "bad/runs-code": "which lyricgen never unpickles: they could run code",
+        "bad/runs-code-pickle": "which lyricgen never unpickles: they could run code",
+        "bad/truncated": "it is truncated or not a zip archive",
+        "bad/folder": "best-epoch1.ckpt is a folder, not a .ckpt file",
+        "bad/other-file": "best-epoch1.ckpt is not a lyricgen checkpoint (no vocabulary or hyperparameters in it)",
+        "bad/linked": "is a link to a file outside",
+    }
+    return runs_dir, marker, fragments
+
+
+# names a visitor may type instead of picking one from the list; (the name, what its message says)
+def path_like_names(outside_ckpt: Path) -> list[tuple[str, str]]:
+    refused = "pick one from the list"
+    return [
+        ("../..", refused),
+        ("/etc", refused),
+        ("..%2F..", refused),
+        ("2026-01-01/../../..", refused),
+        (str(outside_ckpt), refused),  # a real checkpoint, by its absolute path
+        (str(outside_ckpt.parent), refused),
+        ("2026-01-01\x0000-00-00", refused),  # NUL
+        ("x" * 100_000, "run name length (characters): 100000, over this page's limit of 500"),
+    ]

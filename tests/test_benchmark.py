@@ -1,4 +1,4 @@
-"""lyricgen.benchmark on the tiny corpus: the plain baseline trains the Lightning model's network, the rounds
+"""benchmarks/ on the tiny corpus: the plain baseline trains the Lightning model's network, the rounds
 give finite timings and ratios, the child measures run in a fresh process, and scripts/benchmark.py prints
 its table."""
 
@@ -15,15 +15,9 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from lyricgen.benchmark import (
-    batches,
-    generation_rows,
-    in_child,
-    plain_like,
-    time_plain,
-    time_training,
-    training_rows,
-)
+from benchmarks.data import in_child
+from benchmarks.generation import generation_rows
+from benchmarks.training import batches, plain_like, time_plain, time_training, training_rows
 from lyricgen.generation import LyricsGenerator
 from lyricgen.model import LyricsLM
 from tests.conftest import ROOT, TINY_LINES, compose_train, tiny_overrides
@@ -100,7 +94,7 @@ def test_training_rounds_alternate_and_give_one_ratio_a_round(tiny, tmp_path):
 
 CHURN = """
 import json, resource, torch
-from lyricgen.benchmark import held_memory
+from benchmarks.training import held_memory
 
 def faults(steps=6):  # minor page faults of allocating, writing and freeing a 40 MB tensor `steps` times
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -131,8 +125,8 @@ def test_generation_rows_give_each_setting_and_the_ratios(tiny):
     gen = LyricsGenerator(make_model(cfg, dm).net.eval(), dm.vocab)
     rows = dict(generation_rows(gen, gen_tokens=40, rounds=3))
     speeds = [v for k, v in rows.items() if k.startswith("generation, ")]
-    assert len(speeds) == 4 and all(float(v.removesuffix(" tokens/s").replace(",", "")) > 0 for v in speeds)
-    for name in ("sampling/greedy", "top_k/greedy"):
+    assert len(speeds) == 5 and all(float(v.removesuffix(" tokens/s").replace(",", "")) > 0 for v in speeds)
+    for name in ("sampling/greedy", "top_k/greedy", "defaults/greedy"):
         (value,) = [v for k, v in rows.items() if k.startswith(name)]
         m = re.fullmatch(r"([\d.]+) \(median of 3 rounds side by side; ([\d.]+)-([\d.]+)\)", value)
         assert m and 0 < float(m[2]) <= float(m[1]) <= float(m[3])
@@ -177,12 +171,14 @@ def test_script_prints_the_table(tiny_corpus, tmp_path, capsys, lightning_log_le
         "ratio Lightning / plain",
         "matmul peak (torch.mm 2048x2048, fp32)",
         "training FLOP/s (Lightning)",
-        "generation, 1 sample, generate.py defaults: sample, temperature 1, top_p 0.95",
+        "generation, 1 sample, top_p 0.95, temperature 1",
         "generation, 1 sample, greedy",
-        "generation, 1 sample, top_k 40",
-        "generation, 100 samples at once (num_samples=100), top_p 0.95",
+        "generation, 1 sample, top_k 40, temperature 1",
+        "generation, 100 samples at once (num_samples=100), top_p 0.95, temperature 1",
+        "generation, 1 sample, the defaults (generate.py, the page): temperature 0.8, top_p 1",
         "sampling/greedy (tokens/s of top_p 0.95 over greedy, 1 sample)",
         "top_k/greedy (tokens/s of top_k 40 over greedy, 1 sample)",
+        "defaults/greedy (tokens/s of the defaults over greedy, 1 sample)",
         "generation with form",
     ]
 

@@ -1,7 +1,7 @@
 import pytest
 
 from lyricgen.cli import check_overrides, quote_non_ascii
-from tests.conftest import CONF, run_script
+from tests.conftest import CONF, assert_user_error, run_script
 
 pytestmark = pytest.mark.portable  # also run inside the simulation of macOS and Windows (.ci/run)
 
@@ -63,7 +63,7 @@ def test_overrides_hydra_accepts_pass_and_hydra_flags_are_left_to_hydra(capsys):
 
 def test_a_script_refuses_a_misspelt_key_before_loading_anything():
     done = run_script("generate", "temprature=0.5", "ckpt_path=/no/such.ckpt", timeout=60)
-    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert_user_error(done)
     assert done.stderr.strip() == (
         "error: temprature is not a setting of generate.py (did you mean temperature?); check its spelling, "
         "or if it is new, add it with +temprature=0.5"

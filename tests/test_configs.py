@@ -98,7 +98,7 @@ def test_one_decoding_group_for_generate_evaluate_and_the_callbacks(tmp_path):
 
     from lyricgen.decoding import DecodingOptions
 
-    names = {f.name for f in fields(DecodingOptions)} - {"max_length"}
+    names = {f.name for f in fields(DecodingOptions)}  # every option, max_length too
     assert set(OmegaConf.load(Path(CONF) / "decoding" / "default.yaml")) == names
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         gen = compose("generate", overrides=["rhyme=AABB", "line_chars=[5,7]"])

@@ -4,7 +4,7 @@ import math
 
 from lyricgen.critic import critique, detect_scheme
 from lyricgen.generation import LyricsGenerator
-from tests.conftest import TINY_LINES, best_checkpoint, run_script
+from tests.conftest import TINY_LINES, assert_user_error, best_checkpoint, run_script
 
 # classes by hand: 光 江阳, 伤 江阳, 飞 灰堆, 家 发花, 回 灰堆
 TEXT = "我看着月光\n你说你受伤\n\n鸟儿飞\n星星在天上闪烁\n我回家\n"
@@ -44,8 +44,8 @@ def test_critic_script_locates_copies_in_the_training_text(trained_run, tmp_path
 
 def test_critic_script_refuses_bad_input(trained_run, tmp_path):
     missing = run_script("critic", f"path={tmp_path / 'none.txt'}", f"ckpt_path={best_checkpoint(trained_run)}")
-    assert missing.returncode == 2 and "error: lyrics file" in missing.stderr and "Traceback" not in missing.stderr
+    assert_user_error(missing, "error: lyrics file")
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n", encoding="utf-8")
     blank = run_script("critic", f"path={empty}", f"ckpt_path={best_checkpoint(trained_run)}")
-    assert blank.returncode == 2 and "no non-blank line" in blank.stderr
+    assert_user_error(blank, "no non-blank line")

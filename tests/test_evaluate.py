@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from lyricgen.decoding import DecodingOptions
 from lyricgen.evaluation import evaluate_checkpoint
-from tests.conftest import best_checkpoint, run_script, tiny_overrides, train_in_process
+from tests.conftest import assert_user_error, best_checkpoint, run_script, tiny_overrides, train_in_process
 
 # Greedy decoding from 星星 recites the four learnt lines; 8 lines are the four twice.
 GREEDY = DecodingOptions(strategy="greedy", num_samples=3, lines=8, length=400)
@@ -58,7 +58,7 @@ def test_script_prints_the_table_and_nothing_else(trained_run, tmp_path):
 
 def test_script_refuses_bad_values_in_one_line(tmp_path):
     out = run_script("evaluate", "num_samples=abc", cwd=tmp_path)
-    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert_user_error(out)
     assert out.stderr.strip().splitlines() == [
         "error: num_samples='abc' is not an integer; num_samples takes an integer >= 1; e.g. num_samples=1"
     ]

@@ -7,7 +7,7 @@ from lyricgen.decoding import DecodingOptions
 from lyricgen.decoding.sampling import decode
 from lyricgen.errors import LyricgenError
 from lyricgen.generation import LyricsGenerator
-from tests.conftest import TINY_LINES, best_checkpoint, run_script
+from tests.conftest import TINY_LINES, assert_user_error, best_checkpoint, run_script
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +80,7 @@ def test_script_prints_only_lyrics_and_finds_the_newest_run(trained_run):
 
 def test_script_refuses_an_unknown_word_with_similar_words(trained_run):
     result = run_script("generate", "start_word=星空", f"ckpt_path={best_checkpoint(trained_run)}")
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith("error: start_word '星空' is not in")
-    assert "星星" in result.stderr and "Traceback" not in result.stderr
+    assert_user_error(result, "error: start_word '星空' is not in", "星星")
     assert result.stdout == ""
 
 
@@ -90,9 +88,26 @@ def test_script_refuses_an_unknown_word_with_similar_words(trained_run):
 def test_script_refuses_bad_values_before_loading(option, tmp_path):
     # The checkpoint does not exist: the option error must come first, before any loading.
     result = run_script("generate", option, f"ckpt_path={tmp_path / 'missing.ckpt'}")
-    assert result.returncode == 2
-    err = result.stderr.strip()
-    assert len(err.splitlines()) == 1 and option.split("=")[0] in err and "Traceback" not in err
+    assert_user_error(result, option.split("=")[0])
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def truncated_reference(probs: list[float], top_k: int, top_p: float) -> list[float]:
+    """Top-k (ties with the k-th word in), then the nucleus, by sorting: the distribution a draw must follow."""
+    order = sorted(range(len(probs)), key=lambda i: -probs[i])
+    kept = set(order)
+    if top_k:
+        kth = probs[order[top_k - 1]]
+        kept = {i for i in kept if probs[i] >= kth}
+    total, running, nucleus = sum(probs[i] for i in kept), 0.0, set()
+    for i in [i for i in order if i in kept]:
+        if running < top_p * total - 1e-12:
+            nucleus.add(i)
+            running += probs[i]
+    edge = min(probs[i] for i in nucleus)
+    nucleus |= {i for i in kept if probs[i] == edge}  # a tie at the edge: both words are in
+    mass = sum(probs[i] for i in nucleus)
+    return [probs[i] / mass if i in nucleus else 0.0 for i in range(len(probs))]
 
 
 @pytest.mark.parametrize(
@@ -105,21 +120,24 @@ def test_script_refuses_bad_values_before_loading(option, tmp_path):
         ([0.4, 0.3, 0.3, 0.0], 2, 1.0),  # a tie at the k-th word: both are in
         ([0.04, 0.02, 0.01] + [0.93 / 93] * 93, 3, 1.0),  # 7% of the mass in the top 3
         ([0.5, 0.2, 0.15, 0.1, 0.05], 3, 0.7),  # top-3, then the nucleus of those three: {0, 1}
+        ([0.0, 0.3, 0.0, 0.45, 0.25], 0, 0.7),  # a masked row (zeros: words a form's rules forbid): {3, 1}
     ],
 )
 @pytest.mark.parametrize("rows", [1, 2])
 def test_truncated_draws_follow_the_truncated_distribution(probs, top_k, top_p, rows):
     import torch
 
-    from lyricgen.decoding.sampling import _nucleus, _truncated_draw
+    from lyricgen.decoding.sampling import Truncation
 
-    logits = torch.tensor([probs, probs[::-1]][:rows]).log()  # one row (the scalar path) or two, reversed
-    # The reference: the sort-based masks (top-k keeps ties with the k-th word)
-    expected = logits.masked_fill(logits < logits.topk(top_k).values[:, -1:], -torch.inf) if top_k else logits
-    expected = (_nucleus(expected, top_p) if top_p < 1 else expected).softmax(dim=-1)
+    expected = torch.tensor(truncated_reference(probs, top_k, top_p))
+    truncation = Truncation(top_k, top_p)
+    weights = torch.tensor([probs, probs[::-1]][:rows]) * 3  # unnormalised; one row (the scalar path) or two
+    kept = truncation.keep(weights.clone())  # the definition, by masking
+    assert torch.allclose(kept[0] / kept[0].sum(), expected, atol=1e-6)
     g = torch.Generator().manual_seed(0)
-    draws = torch.stack([_truncated_draw(logits, top_k, top_p, g) for _ in range(20000)])  # (draws, rows)
+    draws = torch.stack([truncation.draw(weights.clone(), g) for _ in range(20000)])  # (draws, rows)
     for row in range(rows):
+        want = expected if row == 0 else expected.flip(0)
         freq = torch.bincount(draws[:, row], minlength=len(probs)).float() / len(draws)
-        assert torch.all(freq[expected[row] == 0] == 0)  # never outside the truncated set
-        assert torch.allclose(freq, expected[row], atol=0.012), (freq, expected[row])
+        assert torch.all(freq[want == 0] == 0)  # never outside the truncated set
+        assert torch.allclose(freq, want, atol=0.012), (freq, want)

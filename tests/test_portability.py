@@ -137,7 +137,8 @@ def test_evaluate_and_the_critic_read_the_same_on_every_system(runs, tmp_path):
 
 PAGE = """
 import sys
-from lyricgen.app import LyricsPage, Models
+from lyricgen.app.models import Models
+from lyricgen.app.page import LyricsPage
 from lyricgen.cli import utf8_output
 utf8_output()
 models = Models(sys.argv[1])
@@ -265,12 +266,13 @@ def test_local_paths_and_drive_letters_become_file_urls(tmp_path):
 @pytest.fixture
 def a_mac(monkeypatch):
     """This machine as a Mac with Apple's GPU: 16 GB that Metal recommends, 1 GB of it held, 8 GB free RAM."""
-    import psutil
-    from lightning.pytorch.accelerators import CUDAAccelerator, MPSAccelerator
+    import platform
 
-    monkeypatch.setattr(CUDAAccelerator, "is_available", staticmethod(lambda: False))
-    monkeypatch.setattr(MPSAccelerator, "is_available", staticmethod(lambda: True))
+    import psutil
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    monkeypatch.setattr(platform, "processor", lambda: "arm")  # Apple silicon
     monkeypatch.setattr(torch.backends.mps, "is_macos_or_newer", lambda major, minor: (14, 0) >= (major, minor))
     monkeypatch.setattr(torch.mps, "recommended_max_memory", lambda: 16 * 10**9)
     monkeypatch.setattr(torch.mps, "driver_allocated_memory", lambda: 1 * 10**9)
@@ -278,7 +280,7 @@ def a_mac(monkeypatch):
 
 
 def test_on_a_mac_auto_trains_on_apple_gpu_and_its_memory_is_metals_within_the_ram(a_mac):
-    from lyricgen.config import check_accelerator, training_device
+    from lyricgen.devices import check_accelerator, training_device
     from lyricgen.memory import available_bytes
 
     assert training_device("auto") == "mps" and check_accelerator("mps", 1) == "mps"
@@ -304,7 +306,7 @@ def test_on_a_mac_the_training_checks_pass_and_refuse_what_metal_cannot_do(a_mac
 
 
 def test_on_a_mac_a_model_too_big_for_metal_is_refused_and_generation_takes_device_mps(a_mac):
-    from lyricgen.generation import pick_device
+    from lyricgen.devices import pick_device
     from lyricgen.memory import check_decoding_fits, check_training_fits
     from lyricgen.rnnlm import NetSettings
 

@@ -20,18 +20,16 @@ from lyricgen.data.corpus import TokenizedCorpus
 from lyricgen.data.source import read_songs
 from lyricgen.data.tokenizer import JiebaTokenizer
 from lyricgen.data.vocab import Vocab
-from tests.conftest import ROOT, TINY_LINES, best_checkpoint, interruptible, run_script, tiny_overrides
-
-
-def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
-    """Exit code 2, the last stderr line is `error: ...` holding every fragment, no traceback."""
-    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
-    assert "Traceback" not in result.stderr + result.stdout
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: "), result.stderr[-2000:]
-    for fragment in fragments:
-        assert fragment in last, (fragment, last)
-    return last
+from tests.conftest import (
+    ROOT,
+    TINY_LINES,
+    RunsCode,
+    assert_user_error,
+    best_checkpoint,
+    interruptible,
+    run_script,
+    tiny_overrides,
+)
 
 
 def train(tmp_path: Path, corpus: Path | str, *extra: str) -> subprocess.CompletedProcess:
@@ -366,20 +364,12 @@ def test_one_huge_line_says_to_break_it_into_lines(tmp_path):
     assert_user_error(train(tmp_path, tmp_path / "c.txt"), "has 1 line for", "break the text into lines")
 
 
-class _RunsCode:
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
 def test_checkpoints_that_are_folders_truncated_or_built_to_run_code(tmp_path, trained_run):
     import pickle
 
     marker = tmp_path / "code-ran"
-    torch.save({"state_dict": _RunsCode(marker)}, tmp_path / "zip.ckpt")
-    (tmp_path / "pickle.ckpt").write_bytes(pickle.dumps({"state_dict": _RunsCode(marker)}))
+    torch.save({"state_dict": RunsCode(marker)}, tmp_path / "zip.ckpt")
+    (tmp_path / "pickle.ckpt").write_bytes(pickle.dumps({"state_dict": RunsCode(marker)}))
     good = best_checkpoint(trained_run).read_bytes()
     (tmp_path / "cut.ckpt").write_bytes(good[: len(good) // 2])
     (tmp_path / "dir.ckpt").mkdir()

@@ -15,7 +15,7 @@ from lyricgen.decoding.templates import (
 )
 from lyricgen.errors import LyricgenError
 from lyricgen.metrics import tune_metrics
-from tests.conftest import REAL_CI, run_script, songci_overrides, train_in_process, write_songci
+from tests.conftest import REAL_CI, assert_user_error, run_script, songci_overrides, train_in_process, write_songci
 
 SONGS = [[f"《{r['rhythmic']}》", *r["paragraphs"]] for r in REAL_CI]
 
@@ -96,10 +96,9 @@ def test_unknown_tunes_and_cipai_list(ci_model):
         "浣溪沙\t72 ci\t100% in this shape\t7A。 / 7A。"
     )  # 144 training ci, half of them 浣溪沙
     wrong = run_script("generate", f"ckpt_path={ckpt}", "cipai=浣沙溪")
-    assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
-    assert "cipai='浣沙溪' is not a tune this model knows; nearest known tunes: 浣溪沙" in wrong.stderr
+    assert_user_error(wrong, "cipai='浣沙溪' is not a tune this model knows; nearest known tunes: 浣溪沙")
     clash = run_script("generate", f"ckpt_path={ckpt}", "cipai=浣溪沙", "rhyme=AABB")
-    assert clash.returncode == 2 and "leave out rhyme, line_chars and lines" in clash.stderr
+    assert_user_error(clash, "leave out rhyme, line_chars and lines")
 
 
 def test_a_model_without_templates_refuses_cipai(trained_run):
@@ -112,7 +111,8 @@ def test_a_model_without_templates_refuses_cipai(trained_run):
 
 
 def test_the_page_offers_the_models_tunes_and_writes_a_ci(ci_model):
-    from lyricgen.app import LyricsPage, Models
+    from lyricgen.app.models import Models
+    from lyricgen.app.page import LyricsPage
 
     run_dir, _ = ci_model
     models = Models(run_dir.parent)

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 
 from lyricgen.errors import LyricgenError
 from lyricgen.prosody import RHYME_RULES
 from lyricgen.schema import check, field_values, option
 
 STRATEGIES = ("sample", "greedy")
+# The sampling defaults, everywhere (generate.py, the page, the callbacks, evaluate.py, the benchmark): of the
+# settings tried, the samples closest to the held-out lyrics on the measures evaluate.py prints
+# (docs/generation.md, "The defaults").
+TEMPERATURE = 0.8
+TOP_P = 1.0
+FORM_SECTION = "rhyme"  # the first form option: conf/decoding/default.yaml's section on form starts there
 
 
 @dataclass
 class DecodingOptions:
-    """The fields of `conf/decoding/default.yaml` (the one list used by generate, evaluate and the callbacks).
+    """Every decoding option with its default, range and help: the one source of conf/decoding/default.yaml
+    (written from it by `config_yaml`), the page's inputs, the callbacks' and the benchmark's settings.
 
     Sampling: `strategy`, `temperature`, `top_k`, `top_p`, `repetition_penalty`, `num_samples`; `length`
     caps the new words and `lines` stops after N lines.
@@ -30,26 +37,67 @@ class DecodingOptions:
     scheme's or the line_chars list's length, else 4) and `length` does not apply.
     """
 
-    strategy: str = option("sample", choices=STRATEGIES)
-    temperature: float = option(1.0, gt=0)
-    top_k: int = option(0, ge=0, note="0: all words")
-    top_p: float = option(1.0, gt=0, le=1)
-    repetition_penalty: float = option(1.0, ge=1, note="1: off")
-    length: int | None = option(100, ge=0, note="new words; null: no limit but lines")
-    lines: int | None = option(None, ge=1)
-    num_samples: int = option(1, ge=1)
-    max_length: int = option(2000, ge=1)  # a cap for `lines` alone, so that a model that never ends a line stops
-    rhyme: str | None = option(None, note="a scheme of letters A-Z, one a line", example="AABB")
-    rhyme_rule: str = option("shisan", choices=RHYME_RULES)
-    rhyme_with: str | None = option(None, example="光")
-    line_chars: int | list[int] | None = option(None, ge=1, le=200, example=7)
-    acrostic: str | None = option(None, example="天青色等烟雨")
-    keywords: list[str | int | float] | str = option(default_factory=list)
-    no_copy: int = option(0, ge=0, note="0: off, else a run length n >= 2", example=4)
-    best_of: int = option(6, ge=1)
-    max_line_chars: int = option(20, ge=1, le=200)
+    strategy: str = option("sample", choices=STRATEGIES, help="sample | greedy (always the likeliest word)")
+    temperature: float = option(TEMPERATURE, gt=0, help="lower is safer, higher is wilder")
+    top_k: int = option(0, ge=0, note="0: all words", help="keep the k likeliest words (0: all)")
+    top_p: float = option(
+        TOP_P, gt=0, le=1, help="nucleus sampling: the likeliest words up to this probability mass (1: all)"
+    )
+    repetition_penalty: float = option(
+        1.0, ge=1, note="1: off", help="> 1 discourages words the sample already used (not line breaks)"
+    )
+    length: int | None = option(
+        100,
+        ge=0,
+        note="new words; null: no limit but lines",
+        example=100,
+        help="new words at most (null: no limit but lines); not used by form decoding",
+    )
+    lines: int | None = option(None, ge=1, example=8, help="stop after this many complete lines")
+    num_samples: int = option(1, ge=1, help="samples, decoded together as one batch")
+    max_length: int = option(
+        2000, ge=1, help="new words at most when only lines is given (a model that never ends a line stops)"
+    )
+    rhyme: str | None = option(
+        None,
+        note="a scheme of letters A-Z, one a line",
+        example="AABB",
+        help="a scheme, one letter a line, repeated: AABB, ABAB, AAAA, XAXA (X: free)",
+    )
+    rhyme_rule: str = option(
+        "shisan",
+        choices=RHYME_RULES,
+        help="shisan (十三辙) | strict (same pinyin final) | loose (十三辙, en/eng and in/ing merged)",
+    )
+    rhyme_with: str | None = option(None, example="光", help="a word whose rhyme class the A lines take (光 -> 江阳)")
+    line_chars: int | list[int] | None = option(
+        None,
+        ge=1,
+        le=200,
+        example=7,
+        help="characters per line (no spaces or punctuation): 7, or a list cycled: [5,7,5,7]",
+    )
+    acrostic: str | None = option(
+        None, example="天青色等烟雨", help="藏头: line i begins with its i-th character; lines default to its length"
+    )
+    keywords: list[str | int | float] | str = option(
+        default_factory=list, help="words that must appear, e.g. [星星,月亮]"
+    )
+    no_copy: int = option(
+        0,
+        ge=0,
+        note="0: off, else a run length n >= 2",
+        example=4,
+        help="n >= 2: never write a run of n words found in the training text (0: off)",
+    )
+    best_of: int = option(6, ge=1, help="form decoding: candidate lines sampled per line, the best kept")
+    max_line_chars: int = option(20, ge=1, le=200, help="form decoding: the longest line when line_chars is not given")
     cipai: str | None = option(
-        None, note="a tune (词牌) of the model's corpus of ci; list: the known tunes", example="浣溪沙"
+        None,
+        note="a tune (词牌) of the model's corpus of ci; list: the known tunes",
+        example="浣溪沙",
+        help="a whole ci in the shape of a tune (词牌) of a model trained on ci (data=songci): cipai=浣溪沙; "
+        "cipai=list prints the tunes",
     )
 
     @classmethod
@@ -133,3 +181,22 @@ def _plain(value):
     if isinstance(value, Sequence) and not isinstance(value, str):
         return [_plain(v) for v in value]
     return value
+
+
+def config_yaml() -> str:
+    """conf/decoding/default.yaml as the fields of `DecodingOptions` make it: each option, its default and its
+    help; tests/test_configs.py holds the file to it and says how to write it again."""
+    from lyricgen.schema import yaml_value
+
+    lines = [
+        "# Decoding options: the one list, used by generate.yaml, evaluate.yaml, app.yaml and the callbacks.",
+        "# Written from the fields of lyricgen.decoding.DecodingOptions (config_yaml): change them there.",
+    ]
+    for f in fields(DecodingOptions):
+        if f.name == FORM_SECTION:
+            lines.append(
+                "# Form: any of these switches to line-by-line form decoding, which meets them exactly or refuses."
+            )
+        default = f.default_factory() if f.default_factory is not MISSING else f.default
+        lines.append(f"{f.name + ': ' + yaml_value(default):<24} # {f.metadata['help']}")
+    return "\n".join(lines) + "\n"
