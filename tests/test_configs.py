@@ -11,8 +11,8 @@ from tests.conftest import CONF, compose_train
 
 # The options the README documents, typed here (not read from the folders they are checked against).
 GROUPS = {
-    "data": ["jaychou", "shakespeare", "songci", "text"],
-    "tokenizer": ["char", "jieba", "words"],
+    "data": ["jaychou", "lyrics_zh", "shakespeare", "songci", "text"],
+    "tokenizer": ["char", "jieba", "sentencepiece", "words"],
     "model": ["gru", "lstm", "rnn"],
     "trainer": ["cpu", "ddp", "default", "gpu"],
     "callbacks": ["default"],
@@ -23,6 +23,7 @@ GROUPS = {
         "d2l_jaychou",
         "jaychou_best",
         "jaychou_finetune",
+        "lyrics_zh",
         "novel_char",
         "shakespeare_char",
         "songci_char",

@@ -171,7 +171,9 @@ def test_data_module_reads_the_same_figures_from_ids_as_from_token_lists(tmp_pat
             assert getattr(dm, f"{split}_ids").tolist() == dm.vocab.encode(written[split])
         for split in ("val", "test"):
             held = written[split]
-            assert dm.chars_per_token[split] == pytest.approx(dm.tokenizer.text_length(held[1:]) / (len(held) - 1))
+            assert dm.chars[split].chars_per_token == pytest.approx(
+                dm.tokenizer.text_length(held[1:]) / (len(held) - 1)
+            )
         old = NgramIndex.from_tokens(written["train"], dm.vocab.stoi, 8)
         new = dm.training_ngrams(8)
         assert all(np.array_equal(old.contexts[n], new.contexts[n]) for n in range(2, 9))

@@ -76,7 +76,7 @@ def test_test_max_tokens_keeps_the_first_whole_lines_of_a_big_test_block(tmp_pat
         cut = make(path, tmp_path, val_fraction=0.25, test_fraction=0.25, test_max_tokens=3 * per_line + 1)
     assert "".join(cut.tokens("test")).split(NEWLINE)[:-1] == lines[30:33]  # its first whole lines that fit
     assert len(cut.test_ids) == 3 * per_line and torch.equal(cut.test_ids, whole.test_ids[: 3 * per_line])
-    assert cut.lines["test"] == (30, 33) and cut.chars_per_token["test"] == whole.chars_per_token["test"]
+    assert cut.lines["test"] == (30, 33) and cut.chars["test"].chars_per_token == whole.chars["test"].chars_per_token
     assert "first 3 of 10 lines" in caplog.text and "data.test_max_tokens" in caplog.text
     assert torch.equal(cut.val_ids, whole.val_ids) and torch.equal(cut.train_ids, whole.train_ids)
     one = make(path, tmp_path, val_fraction=0.25, test_fraction=0.25, test_max_tokens=per_line - 1, seq_len=3)
@@ -108,7 +108,7 @@ def test_chars_per_token_counts_spaces_and_line_breaks(tmp_path):
     assert dm.tokens("test") == ["我", " ", "爱", " ", "你", "\n"]
     assert dm.tokenizer.text_length(dm.tokens("test")) == 6  # each space and the line break count one character
     # the first token is never a target: 5 predicted tokens stand for 5 characters (" 爱 你\n")
-    assert dm.chars_per_token["test"] == pytest.approx(5 / 5)
+    assert dm.chars["test"].chars_per_token == pytest.approx(5 / 5)
 
 
 def test_bpc_is_the_summed_nll_in_bits_over_the_characters(tmp_path):

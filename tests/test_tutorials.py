@@ -110,10 +110,10 @@ def test_shakespeare_is_downloaded_once_and_checked(tmp_path, shakespeare_server
     path = tmp_path / "data" / "tinyshakespeare.txt"
     assert hashlib.sha256(path.read_bytes()).hexdigest() == cfg.data.sha256
     seen = Counter(dm.tokens("train"))
-    assert len(dm.vocab) == 1 + len(seen) and len(dm.vocab) > 60  # every character of the training split, and <unk>
+    assert len(dm.vocab) == 1 + sum(n >= 2 for n in seen.values()) and len(dm.vocab) > 60  # characters and <unk>
     assert dm.tokens("train")[:15] == list("First Citizen:\n")
     assert "\n\n" in "".join(dm.tokens("train")[:200])  # the blank line between speeches is kept
-    assert dm.chars_per_token["test"] == 1.0  # a character model: bpc = loss in bits
+    assert dm.chars["test"].chars_per_token == 1.0  # a character model: bpc = loss in bits
 
 
 def test_tutorials_table_is_read_from_the_runs(tmp_path, tiny_corpus):

@@ -85,6 +85,24 @@ class TokenizedCorpus:
         """The tokens at offsets [start, stop) as strings (for evaluation and tests, not for set-up)."""
         return np.asarray(self.types, dtype=object)[self.ids[start:stop]].tolist()
 
+    def songs(self, start: int, stop: int, join: Callable[[list[str]], str], first_line: str = "") -> list[Song]:
+        """The songs whose lines lie in [start, stop) and whose first line begins with `first_line`, as lines of
+        text made by `join` (a tokeniser's); the others are skipped before their text is made."""
+        bounds = np.concatenate([[0], np.cumsum(self.song_lines)])
+        types = np.asarray(self.types, dtype=object)
+        songs = []
+        for s in range(len(self.song_lines)):
+            first, end = int(bounds[s]), min(int(bounds[s + 1]), stop)
+            if first >= end or first < start:
+                continue
+            a = self.line_offset(first)
+            if not self.types[int(self.ids[a])].startswith(first_line):
+                continue
+            offsets = [self.line_offset(k) for k in range(first, end + 1)]
+            tokens = types[self.ids[offsets[0] : offsets[-1]]].tolist()
+            songs.append([join(tokens[i - a : j - a - 1]) for i, j in zip(offsets, offsets[1:])])
+        return songs
+
     def save(self, folder: Path, key: str) -> None:
         """Write the cache folder atomically: a temporary folder renamed into place."""
         folder.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from lyricgen.data.datasets import ChunkDataset, StreamDataset, pad_collate
 from lyricgen.data.encoding import Speller, SplitChars, TypeIds
 from lyricgen.data.ngrams import NgramIndex
 from lyricgen.data.source import FORMATS, Song, corpus_digest, ensure_file, ensure_files, read_songs
+from lyricgen.data.splits import bounded_stop, split_lines, training_lines
 from lyricgen.data.tokenizer import NEWLINE, SPACE, JiebaTokenizer, Tokenizer
 from lyricgen.data.vocab import UNK, Vocab
 from lyricgen.errors import LyricgenError
@@ -28,48 +29,6 @@ from lyricgen.schema import check, option
 log = logging.getLogger(__name__)
 
 MAX_UNK_SHARE = 0.5  # so is a validation split with more than this share of <unk> tokens
-
-
-def _held_out(song_lines: list[int], fraction: float, total: int) -> int:
-    """How many lines to hold out from the end: the last `fraction` of `total` lines; whole songs when there
-    are several (song_lines: the line counts of the songs left, shortened in place)."""
-    if len(song_lines) == 1:
-        n = min(song_lines[0], max(1, round(total * fraction)))
-        song_lines[0] -= n
-        return n
-    n_songs, n = 0, 0
-    while n < total * fraction and n_songs < len(song_lines) - 1:
-        n_songs += 1
-        n += song_lines[-n_songs]
-    del song_lines[len(song_lines) - n_songs :]
-    return n
-
-
-def split_lines(song_lines, val_fraction: float, test_fraction: float = 0.0) -> tuple[int, int]:
-    """Protocol v2: the line indices where val and test begin. Test = the last `test_fraction` of the lines,
-    val = the `val_fraction` before it, train = the rest, each one contiguous block in corpus order.
-
-    One song (a single file): blocks of lines. Several songs (a folder): whole songs from the end, so
-    that no song is split between two splits. `test_fraction=0` gives an empty test split.
-    """
-    left = [int(n) for n in song_lines]
-    total = sum(left)
-    n_test = _held_out(left, test_fraction, total) if test_fraction > 0 else 0
-    n_val = _held_out(left, val_fraction, total)
-    return total - n_test - n_val, total - n_test
-
-
-def bounded_stop(corpus: TokenizedCorpus, start: int, max_tokens: int | None) -> int:
-    """The line where a held-out block that begins at line `start` and runs to the end stops when it may
-    hold at most `max_tokens` tokens: after its last whole song that fits (a folder of songs) or its last
-    line that fits (one text), and never before its first song or line; the corpus's end when None."""
-    if max_tokens is None:
-        return corpus.n_lines
-    ends = np.cumsum(corpus.song_lines) if len(corpus.song_lines) > 1 else np.arange(1, corpus.n_lines + 1)
-    ends = ends[ends > start]  # the lines after which the block may stop
-    limit = corpus.line_offset(start) + max_tokens
-    fits = ends[corpus.line_ends[ends - 1] <= limit]
-    return int(fits[-1]) if len(fits) else int(ends[0])
 
 
 @dataclass
@@ -244,8 +203,7 @@ class LyricsDataModule(L.LightningDataModule):
             log.info("Tokeniser %s read from %s", self.tokenizer.name, path)
             return
         songs = self._read_songs()
-        val_start, test_start = split_lines([len(song) for song in songs], self.val_fraction, self.test_fraction)
-        lines = [line for song in songs for line in song][: test_start if self.train_on_val else val_start]
+        lines = training_lines(songs, self.val_fraction, self.test_fraction, self.train_on_val)
         self.tokenizer.fit(lines)
         log.info("Tokeniser %s learnt from the %s training lines", self.tokenizer.name, f"{len(lines):,}")
         if self.cache_dir is not None:
@@ -397,11 +355,11 @@ class LyricsDataModule(L.LightningDataModule):
 
     def _model_vocabulary(self, counts: dict[str, int], built: Vocab) -> Vocab:
         """A trained model's vocabulary (`use_model`) over this corpus: fine-tuning (`new_rows`), with the
-        training split's characters it lacks appended; else (resuming, evaluating) as it is, refused when the
-        training split holds what it lacks (characters, with char fallback; else words of min_freq): then these
-        are not the data settings of the run that made it."""
-        if self.tokenizer.char_fallback:
-            lacking = sorted({c for t, n in counts.items() if n and t != UNK for c in t} - set(self.init_vocab.itos))
+        training split's characters of data.char_min_freq that it lacks appended; else (resuming, evaluating) as
+        it is, refused when the training split holds what it lacks (characters, with char fallback; else words
+        of min_freq): then these are not the data settings of the run that made it."""
+        if self.tokenizer.char_fallback:  # the characters of data.char_min_freq (its words are spelt with them)
+            lacking = [t for t in built.itos if len(t) == 1 and t not in self.init_vocab]
         else:
             lacking = [t for t in built.itos if t not in self.init_vocab]
         if self.new_rows and self.tokenizer.char_fallback:
@@ -448,31 +406,10 @@ class LyricsDataModule(L.LightningDataModule):
                 "lower data.min_freq or give more text"
             )
 
-    @property
-    def chars_per_token(self) -> dict[str, float]:
-        """Per held-out split: the characters a predicted token stands for on average."""
-        return {stage: chars.chars_per_token for stage, chars in self.chars.items()}
-
     def songs(self, split: str, first_line: str = "《") -> list[Song]:
         """The songs of a split whose first line begins with `first_line` (e.g. the title line of a ci,
         `《浣溪沙》`), as lines of text; others are skipped before their text is made."""
-        corpus, (start, stop) = self.corpus, self.lines[split]
-        bounds = np.concatenate([[0], np.cumsum(corpus.song_lines)])
-        types = np.asarray(corpus.types, dtype=object)
-        join = self.tokenizer.join
-        songs = []
-        for s in range(len(corpus.song_lines)):
-            first, end = int(bounds[s]), min(int(bounds[s + 1]), stop)
-            if first >= end or first < start:
-                continue
-            a = corpus.line_offset(first)
-            if not corpus.types[int(corpus.ids[a])].startswith(first_line):
-                continue
-            offsets = [corpus.line_offset(k) for k in range(first, end + 1)]
-            ids = corpus.ids[offsets[0] : offsets[-1]]
-            tokens = types[ids].tolist()
-            songs.append([join(tokens[i - a : j - a - 1]) for i, j in zip(offsets, offsets[1:])])
-        return songs
+        return self.corpus.songs(*self.lines[split], self.tokenizer.join, first_line)
 
     def training_ngrams(self, max_n: int = 8) -> NgramIndex:
         """The hashed word n-grams of the training split (`lyricgen.data.ngrams`), from its ids: inside lines,
