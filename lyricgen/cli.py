@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock, Timeout
+from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -117,6 +118,33 @@ def utf8_argument(arg: str) -> str:
         return arg
 
 
+class TrialRefused(CompactHydraException):
+    """A job of a sweep (`-m`) that was refused as a user error: the sweep counts it as a failed job (Optuna's
+    sweeper: a failed trial, and the search goes on); Hydra prints it in one line where it ends the sweep."""
+
+
+def _in_sweep() -> bool:
+    """Whether this process runs the jobs of a Hydra sweep (`-m`, or `hydra.mode: MULTIRUN` in a config)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def check_sweeper(argv: list[str]) -> None:
+    """`hparams_search=...` needs Hydra's Optuna sweeper, an extra: stop with one line that says how to get it."""
+    if not any(arg.startswith("hparams_search=") for arg in argv[1:]):
+        return
+    try:
+        import hydra_plugins.hydra_optuna_sweeper  # noqa: F401
+    except ImportError:
+        print(
+            "error: hparams_search needs Hydra's Optuna sweeper; install it with pip install -e \".[tune]\"",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
+
+
 def start_script(script: str, config_name: str) -> None:
     """What every Hydra script does before Hydra's main: UTF-8 output, `start_word=星星` quoted for Hydra's
     grammar, and a mistake in the overrides stopped in one line (`check_overrides`). `script`: its `__file__`.
@@ -126,6 +154,7 @@ def start_script(script: str, config_name: str) -> None:
         os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")
     utf8_output()
     sys.argv = quote_non_ascii([utf8_argument(arg) for arg in sys.argv])
+    check_sweeper(sys.argv)
     check_overrides(sys.argv, Path(script).resolve().parents[1] / "conf", config_name)
 
 
@@ -158,7 +187,7 @@ def _disk_full(e: BaseException) -> str | None:
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn a LyricgenError (a mistake the user can fix) or a full disk into `error: ...` on stderr and exit
-    code 2."""
+    code 2. In a sweep, a refused job is a failed job (`TrialRefused`) and the sweep goes on."""
     try:
         yield
     except KeyboardInterrupt:
@@ -168,7 +197,10 @@ def user_errors() -> Iterator[None]:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
         raise SystemExit(141) from None
     except Exception as e:
-        user = _user_error(e) or _disk_full(e)
+        refused = _user_error(e)
+        if refused is not None and _in_sweep():
+            raise TrialRefused(f"error: {refused}") from None
+        user = refused or _disk_full(e)
         if user is None:
             raise  # a bug: keep the traceback
         print(f"error: {user}", file=sys.stderr)

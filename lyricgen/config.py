@@ -39,6 +39,7 @@ class TrainOptions:
     ckpt_path: str | None = option(None, example="outputs/DATE/TIME/checkpoints/last.ckpt")
     init_from: str | None = option(None, example="runs/songci_char")
     init_vocab: str = option("keep", choices=("keep", "map"), note="init_from's vocabulary, or this run's")
+    test: bool = option(True, note="false: the test split is not read (a search's trials)")
     no_copy_max_n: int = option(8, ge=2, le=16)
 
 

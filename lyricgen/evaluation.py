@@ -211,7 +211,7 @@ def test_best_checkpoint(
     """After `fit`: the test split scored once, with the checkpoint that was best on `val` (protocol v2), or
     the last one of a run that trained on val (`data.train_on_val`: its checkpoint callback monitors nothing).
 
-    Returns test_loss, test_ppl, test_bpc, the best checkpoint's val_bpc, each split's `<unk>` share and,
+    Returns test_loss, test_ppl, test_bpc, each split's `<unk>` share and,
     with `cache` (windows, thetas, lambdas), the continuous-cache figures of the same weights: settings
     tuned on val (`cache_window`, `cache_theta`, `cache_lambda`), then `test_ppl_cache`, `test_bpc_cache`,
     and `test_ppl_stream` (the test split read as one stream, without the cache).
@@ -225,8 +225,6 @@ def test_best_checkpoint(
     result = {k.replace("/", "_"): float(v) for k, v in scores.items() if k.startswith("test/")}
     result["phase_test_s"] = round(time.perf_counter() - start, 2)
     result["test_tokens"] = len(datamodule.test_ids) - 1  # predicted: the split's first token never is
-    if best and ckpt.best_model_score is not None and "val" in datamodule.chars:
-        result["best_val_bpc"] = datamodule.chars["val"].bpc(math.log(float(ckpt.best_model_score)))
     result.update({f"unk_share_{stage}": share for stage, share in datamodule.unk_share.items()})
     # trainer.test loaded the best weights into `model`: the cache reads the same network
     start = time.perf_counter()

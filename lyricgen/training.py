@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -61,10 +62,10 @@ def train(cfg: DictConfig) -> dict:
     fit_start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     phases["phase_fit_s"] = round(time.perf_counter() - fit_start, 2)  # training, validation and the samples
-    cache = OmegaConf.to_container(cfg.cache) if cfg.get("cache") else None
-    tested = test_best_checkpoint(trainer, model, datamodule, cache)  # protocol v2: test once, best-by-val weights
-    result = run_result(trainer, model, callbacks, final is not None, start)
-    result.update(tested)
+    result = run_result(trainer, model, datamodule, callbacks, final is not None, start)
+    if cfg.get("test", True):  # a trial of a search (hparams_search) never reads the test split: test=false
+        cache = OmegaConf.to_container(cfg.cache) if cfg.get("cache") else None
+        result.update(test_best_checkpoint(trainer, model, datamodule, cache))  # protocol v2: test once, best by val
     result.update(phases)
     params = {k: v for k, v in plain(cfg).items() if k in ("seed", "model", "data", "trainer")}
     log_hparams_summary(trainer.loggers, params, result)  # one row per run in TensorBoard's HParams tab
@@ -159,9 +160,12 @@ def build_model(cfg: DictConfig, datamodule: LyricsDataModule, options: dict, pr
     return model
 
 
-def run_result(trainer: L.Trainer, model: LyricsLM, callbacks: list, final: bool, start: float) -> dict:
-    """What the run did: the model, its size, epochs and steps, its best (or final) checkpoint, the lyric
-    measures of the callbacks."""
+def run_result(
+    trainer: L.Trainer, model: LyricsLM, datamodule: LyricsDataModule, callbacks: list, final: bool, start: float
+) -> dict:
+    """What the run did: the model, its size, epochs and steps, its best (or final) checkpoint with its val
+    figures (bits per character: every character of val counted, what a search minimises), the lyric measures of
+    the callbacks."""
     result = {
         "model": model.hparams.cell,
         "params": sum(p.numel() for p in model.parameters()),
@@ -174,6 +178,8 @@ def run_result(trainer: L.Trainer, model: LyricsLM, callbacks: list, final: bool
         result.update(final_ckpt=ckpt.best_model_path)
     elif ckpt is not None and ckpt.best_model_path and ckpt.best_model_score is not None:
         result.update(best_ckpt=ckpt.best_model_path, best_val_ppl=float(ckpt.best_model_score))
+        if "val" in datamodule.chars:
+            result["best_val_bpc"] = datamodule.chars["val"].bpc(math.log(result["best_val_ppl"]))
     for cb in callbacks:
         result.update(getattr(cb, "metrics", {}))  # LyricsMetrics: novelty, distinct-n, ...
     return result

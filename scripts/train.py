@@ -15,7 +15,7 @@ def main(cfg: DictConfig) -> float | None:
     with user_errors():
         from lyricgen.training import train  # imported here: torch loads after start_script's settings
 
-        return train(cfg).get("best_val_ppl")  # returned for Hydra sweepers (None for a final run: not for sweeps)
+        return train(cfg).get("best_val_bpc")  # what a sweeper minimises: val bits per character, every one counted
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ GROUPS = {
     "logger": ["csv", "many", "tensorboard"],
     "cache": ["default", "none"],
     "debug": ["default", "fdr", "limit", "overfit", "profiler"],
+    "hparams_search": ["jaychou_optuna"],
     "experiment": [
         "d2l_jaychou",
         "jaychou_best",
