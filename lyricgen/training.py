@@ -33,6 +33,7 @@ from lyricgen.data.tokenizer import from_settings
 from lyricgen.decoding.templates import mine_templates, templates_to_dict
 from lyricgen.devices import training_device
 from lyricgen.evaluation import test_best_checkpoint
+from lyricgen.files import write_atomically
 from lyricgen.loggers import log_hparams_summary
 from lyricgen.memory import check_training_fits
 from lyricgen.model import LyricsLM
@@ -70,7 +71,7 @@ def train(cfg: DictConfig) -> dict:
     params = {k: v for k, v in plain(cfg).items() if k in ("seed", "model", "data", "trainer")}
     log_hparams_summary(trainer.loggers, params, result)  # one row per run in TensorBoard's HParams tab
     if trainer.is_global_zero:
-        (Path(cfg.paths.output_dir) / "results.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+        write_atomically(Path(cfg.paths.output_dir) / "results.json", json.dumps(result, indent=2).encode("utf-8"))
         log_summary(result, cfg.paths.output_dir)
     return result
 
