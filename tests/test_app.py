@@ -132,12 +132,12 @@ def test_runs_are_listed_and_picked_by_name_only(trained_run, tmp_path):
     assert training_runs(runs_dir) == [newer, older] and find_checkpoint(runs_dir).parent.parent == newer
     choices = models.run_choices()
     assert [name for _, name in choices] == ["2026-01-02/b", "2026-01-01/a"]
-    assert re.fullmatch(r"2026-01-02/b · rnn · val/ppl \d+\.\d\d", choices[0][0]), choices
+    assert re.fullmatch(r"2026-01-02/b · rnn · val bpc \d+\.\d\d\d", choices[0][0]), choices
     results = json.loads((older / "results.json").read_text())  # made a final run's: no validation, test only
-    del results["best_val_ppl"]
+    del results["best_val_ppl"], results["best_val_bpc"]
     (older / "results.json").write_text(json.dumps({**results, "final_ckpt": "final-epoch19.ckpt"}))
     label = models.run_choices()[1][0]
-    assert label == f"2026-01-01/a · rnn · final run, test/ppl {results['test_ppl']:.2f}"
+    assert label == f"2026-01-01/a · rnn · final run, test bpc {results['test_bpc']:.3f}"
     page = LyricsPage(models)
     info = page.switch("2026-01-01/a")
     assert models.current.run == "2026-01-01/a" and models.current.ckpt_path.name.startswith("best-")
@@ -150,7 +150,9 @@ def test_runs_are_listed_and_picked_by_name_only(trained_run, tmp_path):
 
 def test_model_info_reads_the_runs_results(page):
     info = model_info(page.models.current)
-    assert re.search(r"\| best val/ppl \| \d+\.\d\d \|", info) and re.search(r"\| test/ppl \| \d+\.\d\d \|", info)
+    assert re.search(r"\| best val bpc \(every character\) \| \d+\.\d\d\d \|", info)
+    assert re.search(r"\| test bpc \(every character\) \| \d+\.\d\d\d \|", info)
+    assert re.search(r"\| best val/ppl \(per token\) \| \d+\.\d\d \|", info)
     assert "| vocabulary |" in info and "| n-gram index (no_copy, copies) | yes |" in info
 
 

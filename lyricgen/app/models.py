@@ -73,17 +73,29 @@ class Models:
         return self.load(ckpt_path)
 
     def run_choices(self) -> list[tuple[str, str]]:
-        """(label, name) of each run for the page's list: its name, cell and best val/ppl (test/ppl for a final
-        run, which has no validation)."""
+        """(label, name) of each run for the page's list: its name, cell and best val bits per character, every
+        character counted, which compares runs of any tokeniser (val/ppl, per token, for a run made before it;
+        test for a final run, which has no validation)."""
         choices = []
         for name, run in self.runs().items():
             results = _read_json(run / "results.json")
-            val, test = results.get("best_val_ppl"), results.get("test_ppl")
-            final = "final_ckpt" in results and test is not None
-            figure = f"val/ppl {val:.2f}" if val else f"final run, test/ppl {test:.2f}" if final else "no results.json"
-            label = " · ".join([name, results.get("model", "?"), figure])
+            label = " · ".join([name, results.get("model", "?"), _run_figure(results)])
             choices.append((label, name))
         return choices
+
+
+def _run_figure(results: dict) -> str:
+    """A run's figure for the list: val bpc, else val/ppl, else a final run's test figure."""
+    if results.get("best_val_bpc"):
+        return f"val bpc {results['best_val_bpc']:.3f}"
+    if results.get("best_val_ppl"):
+        return f"val/ppl {results['best_val_ppl']:.2f}"
+    if "final_ckpt" in results and results.get("test_ppl") is not None:
+        test = (
+            f"test bpc {results['test_bpc']:.3f}" if results.get("test_bpc") else f"test/ppl {results['test_ppl']:.2f}"
+        )
+        return f"final run, {test}"
+    return "no results.json"
 
 
 def _read_json(path: Path) -> dict:
@@ -94,21 +106,27 @@ def _read_json(path: Path) -> dict:
 
 
 def model_info(loaded: LoadedModel) -> str:
-    """Markdown: which checkpoint is loaded, its sizes and its run's val/test perplexity."""
+    """Markdown: which checkpoint is loaded, its sizes and its run's val/test figures: bits per character, every
+    character counted (comparable across tokenisers), and perplexity (per token of this model's tokeniser)."""
     net, gen, r = loaded.generator.net, loaded.generator, loaded.results
 
-    def fig(key: str) -> str:
-        return f"{r[key]:.2f}" if isinstance(r.get(key), (int, float)) else "–"
+    def fig(key: str, digits: int = 2) -> str:
+        return f"{r[key]:.{digits}f}" if isinstance(r.get(key), (int, float)) else "–"
 
     rows = [
         ("run", f"`{loaded.run}`" if loaded.run else "– (a checkpoint outside the runs directory)"),
         ("checkpoint", f"`{loaded.ckpt_path}`"),
         ("cell", net.cell),
         ("embedding / hidden / layers", f"{net.embedding.embedding_dim} / {net.hidden_size} / {net.num_layers}"),
-        ("vocabulary", f"{len(gen.vocab):,} words"),
+        ("vocabulary", f"{len(gen.vocab):,} tokens"),
         ("parameters", f"{sum(p.numel() for p in net.parameters()):,}"),
-        ("best val/ppl", "– (a final run: trained on train + val)" if "final_ckpt" in r else fig("best_val_ppl")),
-        ("test/ppl", fig("test_ppl")),
+        (
+            "best val bpc (every character)",
+            "– (a final run: trained on train + val)" if "final_ckpt" in r else fig("best_val_bpc", 3),
+        ),
+        ("test bpc (every character)", fig("test_bpc", 3)),
+        ("best val/ppl (per token)", "– (a final run)" if "final_ckpt" in r else fig("best_val_ppl")),
+        ("test/ppl (per token)", fig("test_ppl")),
         ("n-gram index (no_copy, copies)", "yes" if gen.ngrams is not None else "no: retrain for no_copy"),
         ("training text (where a copy is from)", "at hand" if loaded.training_lines is not None else "not found"),
     ]
