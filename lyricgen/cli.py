@@ -139,7 +139,7 @@ def check_sweeper(argv: list[str]) -> None:
         import hydra_plugins.hydra_optuna_sweeper  # noqa: F401
     except ImportError:
         print(
-            "error: hparams_search needs Hydra's Optuna sweeper; install it with pip install -e \".[tune]\"",
+            'error: hparams_search needs Hydra\'s Optuna sweeper; install it with pip install -e ".[tune]"',
             file=sys.stderr,
         )
         raise SystemExit(2) from None

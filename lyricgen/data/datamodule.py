@@ -265,7 +265,7 @@ class LyricsDataModule(L.LightningDataModule):
             "<unk> share val %.3f test %.3f",
             len(self.train_ids), " (the validation lines included: data.train_on_val)" if self.train_on_val else "",
             len(self.val_ids), len(self.test_ids), len(self.vocab), self.min_freq, self.max_vocab,
-            ", every character of the training split" if self.tokenizer.char_fallback else "",
+            f", the characters seen {self.char_min_freq}+ times" if self.tokenizer.char_fallback else "",
             self.unk_share.get("val", 0.0), self.unk_share.get("test", 0.0),
         )  # fmt: skip
         self.corpus, self.spans = corpus, spans

@@ -14,10 +14,10 @@ Four tokenisers, chosen with the `tokenizer` config group (`conf/tokenizer/`):
 Each line ends with the newline token "\\n", so that generated text keeps its line structure. The
 tokeniser's `settings` travel in the checkpoint; `from_settings` rebuilds it for generation.
 
-`char_fallback` (jieba and char, on by default): the vocabulary keeps every character of the training split
-besides its words, and a word outside the vocabulary is written as its characters (`Vocab.open_tokens`), so
-that `<unk>` is left only for characters the training split never has. Off, a word outside the vocabulary is
-`<unk>` (lyricgen before 0.3, and checkpoints made then).
+`char_fallback` (jieba and char, on by default): the vocabulary keeps the characters of the training split
+(those seen `data.char_min_freq` times) besides its words, and a word outside the vocabulary is written as its
+characters (`Vocab.open_tokens`), so that `<unk>` is left only for the rarest characters. Off, a word outside
+the vocabulary is `<unk>` (lyricgen before 0.3, and checkpoints made then).
 """
 
 from __future__ import annotations
@@ -141,8 +141,8 @@ class JiebaTokenizer(Tokenizer):
 
 class CharTokenizer(Tokenizer):
     """Every character a token, spaces included (a line is its characters, exactly as written); `char_fallback`:
-    the vocabulary keeps every character of the training split, however rare (else those below min_freq are
-    `<unk>`)."""
+    the vocabulary keeps the training split's characters seen `data.char_min_freq` times (else those seen
+    `data.min_freq` times)."""
 
     name = "char"
     min_vocab = 2  # characters are few by nature (the "abcde" toy has 6), but one alone is not a language

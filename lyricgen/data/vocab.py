@@ -17,9 +17,9 @@ UNK = "<unk>"
 class Vocab:
     """Token <-> id mapping; id 0 is `<unk>`, which stands for every word not in the vocabulary.
 
-    An open vocabulary (`chars=True` in `build`) also holds every character of the training split, so that a
-    word outside it can be written as its characters (`open_tokens`): `<unk>` is then left only for a
-    character the training split never has.
+    An open vocabulary (`chars=True` in `build`) also holds the characters of the training split seen
+    `char_min_freq` times, so that a word outside it can be written as its characters (`open_tokens`): `<unk>`
+    is then left only for the rarest characters.
     """
 
     def __init__(self, tokens: list[str]) -> None:
