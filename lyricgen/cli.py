@@ -84,8 +84,8 @@ def check_overrides(argv: list[str], conf_dir: Path, config_name: str) -> None:
     A command line with no overrides, or with Hydra's own flags (--help, --cfg, --multirun, ...), is left to
     Hydra as it is."""
     overrides = argv[1:]
-    if not overrides or any(arg.startswith("-") for arg in overrides):
-        return
+    if not overrides or any(arg.startswith("-") or arg.startswith("hparams_search=") for arg in overrides):
+        return  # a search's overrides may be sweeps (choice(...)), which its sweeper reads
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
 
@@ -119,16 +119,18 @@ def utf8_argument(arg: str) -> str:
 
 
 class TrialRefused(CompactHydraException):
-    """A job of a sweep (`-m`) that was refused as a user error: the sweep counts it as a failed job (Optuna's
-    sweeper: a failed trial, and the search goes on); Hydra prints it in one line where it ends the sweep."""
+    """A trial of a search (`-m hparams_search=...`) that was refused as a user error: the search's sweeper
+    counts it as a failed trial and goes on."""
 
 
-def _in_sweep() -> bool:
-    """Whether this process runs the jobs of a Hydra sweep (`-m`, or `hydra.mode: MULTIRUN` in a config)."""
+def _in_search() -> bool:
+    """Whether this process runs the trials of lyricgen's search sweeper (hydra_plugins/lyricgen_search), which
+    goes on past a failed trial; any other sweep (`-m model=rnn,gru`) stops at a refused job, as a run does."""
     from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
 
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    if not HydraConfig.initialized():
+        return False
+    return "lyricgen_search" in str(HydraConfig.get().sweeper.get("_target_", ""))
 
 
 def check_sweeper(argv: list[str]) -> None:
@@ -187,7 +189,8 @@ def _disk_full(e: BaseException) -> str | None:
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn a LyricgenError (a mistake the user can fix) or a full disk into `error: ...` on stderr and exit
-    code 2. In a sweep, a refused job is a failed job (`TrialRefused`) and the sweep goes on."""
+    code 2. In a search, a refused trial is a failed trial (`TrialRefused`) and the search goes on; a bug's
+    traceback goes to the trial's log, where the sweeper's one line would lose it."""
     try:
         yield
     except KeyboardInterrupt:
@@ -198,10 +201,12 @@ def user_errors() -> Iterator[None]:
         raise SystemExit(141) from None
     except Exception as e:
         refused = _user_error(e)
-        if refused is not None and _in_sweep():
+        if refused is not None and _in_search():
             raise TrialRefused(f"error: {refused}") from None
         user = refused or _disk_full(e)
         if user is None:
+            if _in_search():
+                logging.getLogger("lyricgen").exception("the trial failed")  # its train.log keeps the traceback
             raise  # a bug: keep the traceback
         print(f"error: {user}", file=sys.stderr)
         raise SystemExit(2) from None

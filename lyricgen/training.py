@@ -189,7 +189,8 @@ def run_result(
 def log_summary(result: dict, output_dir: str) -> None:
     """The run's figures in the log: its best checkpoint, the test figures, the cache's, the phases' times."""
     if "best_ckpt" in result:
-        log.info("Best checkpoint: %s (val/ppl %.2f)", result["best_ckpt"], result["best_val_ppl"])
+        bpc = f", bpc {result['best_val_bpc']:.3f} every character counted" if "best_val_bpc" in result else ""
+        log.info("Best checkpoint: %s (val/ppl %.2f%s)", result["best_ckpt"], result["best_val_ppl"], bpc)
     if "final_ckpt" in result:
         log.info("Final checkpoint: %s (trained on train + val; no validation)", result["final_ckpt"])
     if "test_ppl" in result:

@@ -15,7 +15,13 @@ from lyricgen.cli import check_sweeper
 from lyricgen.search import write_trials
 from tests.conftest import assert_user_error, run_script, tiny_overrides
 
-pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="the tune extra: pip install -e '.[tune]'")
+try:
+    import hydra_plugins.hydra_optuna_sweeper  # noqa: F401
+
+    SWEEPER = True
+except ImportError:
+    SWEEPER = False
+needs_sweeper = pytest.mark.skipif(not SWEEPER, reason="the tune extra: pip install -e '.[tune]'")
 
 
 def search(corpus: Path, out: Path, *extra: str):
@@ -33,6 +39,7 @@ def search(corpus: Path, out: Path, *extra: str):
     )
 
 
+@needs_sweeper
 @pytest.mark.slow
 def test_a_search_minimises_val_bpc_goes_on_past_a_refused_trial_and_never_tests(tmp_path, tiny_corpus):
     # word_dropout 5.0 is out of range: the trials that draw it are refused (seed 42 draws it in trial 1 of 4)
@@ -53,6 +60,7 @@ def test_a_search_minimises_val_bpc_goes_on_past_a_refused_trial_and_never_tests
     assert f"**{best.best_value:.3f}**" in table and "model.word_dropout=5" in table
 
 
+@needs_sweeper
 @pytest.mark.slow
 def test_a_search_whose_every_trial_is_refused_ends_in_one_line(tmp_path, tiny_corpus):
     result = search(tiny_corpus, tmp_path, "hydra.sweeper.n_trials=2", "model.word_dropout=5.0")
@@ -78,9 +86,26 @@ def test_the_trials_table_names_what_the_trials_differ_in(tmp_path):
         )
         if bpc is not None:
             (job / "results.json").write_text(json.dumps({"best_val_bpc": bpc}))
-    rows = write_trials(tmp_path).read_text(encoding="utf-8").splitlines()
+    rows = write_trials(tmp_path, ["model.lr"]).read_text(encoding="utf-8").splitlines()
     assert rows[2:] == [
         "| 0 | 8.910 | `model.lr=0.001996` |",
         "| 1 | failed | `model.lr=0.004` |",
         "| 2 | **8.750** | `model.lr=0.001` |",
     ]
+
+
+def test_the_trials_table_skips_folders_that_are_not_trials_and_lists_what_was_searched(tmp_path):
+    (tmp_path / ".submitit").mkdir()  # not a trial: no .hydra/overrides.yaml
+    job = tmp_path / "0"
+    (job / ".hydra").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create(["model.lr=0.002", "seed=1"]), job / ".hydra/overrides.yaml")
+    rows = write_trials(tmp_path, ["model.lr"]).read_text(encoding="utf-8").splitlines()
+    assert rows[2:] == ["| 0 | failed | `model.lr=0.002` |"]  # one trial: its searched setting all the same
+
+
+@pytest.mark.slow
+def test_a_plain_sweep_stops_at_a_refused_job_in_one_line(tmp_path, tiny_corpus):
+    overrides = [o for o in tiny_overrides(tiny_corpus, tmp_path) if not o.startswith("model.dropout")]
+    result = run_script("train", "-m", *overrides, "model.dropout=1.5,0.1", f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert_user_error(result, "model.dropout=1.5 is out of range")
+    assert not (tmp_path / "sweep" / "1").exists()  # the sweep stopped there, as a run does

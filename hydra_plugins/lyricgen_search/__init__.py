@@ -23,20 +23,24 @@ if _HydraOptunaSweeper is not None:
 
         def setup(self, *, hydra_context, task_function, config) -> None:
             self.sweep_dir = Path(str(config.hydra.sweep.dir))
+            self.searched = list(config.hydra.sweeper.params or {})  # the settings the trials differ in
             super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
         def sweep(self, arguments: list[str]) -> None:
+            searched = self.searched + [a.split("=", 1)[0] for a in arguments if "(" in a.partition("=")[2]]
             try:
                 super().sweep(arguments)
             except ValueError as e:
                 if "No trials are completed" not in str(e):
                     raise
-                write_trials(self.sweep_dir)
                 print(
-                    "error: no trial of the search completed (each 'Failed experiment' line above says why; "
-                    f"the trials are in {self.sweep_dir}); fix the settings the trials share and search again",
+                    "error: no trial of the search completed (each 'Failed experiment' line above says why, a "
+                    f"crash's traceback is in its trial's train.log under {self.sweep_dir}); fix the settings the "
+                    "trials share and search again",
                     file=sys.stderr,
                 )
                 raise SystemExit(2) from None
-            table = write_trials(self.sweep_dir)
-            log.info("Trials: %s; the best settings: %s", table, self.sweep_dir / "optimization_results.yaml")
+            finally:  # also when the search stops early (Ctrl-C, a full disk): the trials done so far
+                if self.sweep_dir.is_dir():
+                    table = write_trials(self.sweep_dir, searched)
+                    log.info("Trials: %s; the best settings: %s", table, self.sweep_dir / "optimization_results.yaml")
