@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import torch
 
 from lyricgen.checkpoint import copy_pretrained, load_checkpoint, read_extras
 from lyricgen.data.vocab import Vocab
+from lyricgen.errors import LyricgenError
 from lyricgen.rnnlm import RNNLM, NetSettings
 from tests.conftest import assert_user_error, best_checkpoint, run_script, tiny_overrides, train_in_process
 
@@ -75,22 +77,24 @@ def test_init_from_refuses_what_does_not_fit(tmp_path, trained_run, tiny_corpus)
     ckpt = str(best_checkpoint(trained_run))
     base = tiny_overrides(tiny_corpus, tmp_path, "trainer.max_epochs=1")
     base = [o for o in base if not o.startswith(("model.emb_dim", "model.hidden_size"))]
-    cases = {
+    typed = {  # what the command line typed against the checkpoint's shape: read from Hydra's run, a real script
         "model.hidden_size=128": "init_from=.* does not fit this run: model.hidden_size=128 here, 64 in the checkpoint",
         "model=gru": "model.cell=gru here, rnn in the checkpoint",
         "init_vocab=map tokenizer=char": "tokenizer=char here, jieba in the checkpoint; .*: use tokenizer=jieba",
     }
-    for override, message in cases.items():
+    for override, message in typed.items():
         out = run_script("train", *base, f"init_from={ckpt}", *override.split(), f"hydra.run.dir={tmp_path / 'x'}")
         assert re.search(message, assert_user_error(out)), out.stderr
-    missing = run_script("train", *base, f"init_from={tmp_path / 'nope.ckpt'}", f"hydra.run.dir={tmp_path / 'y'}")
-    assert_user_error(missing, "init_from=", "nope.ckpt does not exist")
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"weights": torch.zeros(3)}, foreign)
-    out = run_script("train", *base, f"init_from={foreign}", f"hydra.run.dir={tmp_path / 'z'}")
-    assert_user_error(out, "is not a lyricgen checkpoint")
-    both = run_script("train", *base, f"init_from={ckpt}", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'w'}")
-    assert_user_error(both, "not both")
+    files = {  # refused whatever was typed: in-process
+        f"init_from={tmp_path / 'nope.ckpt'}": "init_from=.*nope.ckpt does not exist",
+        f"init_from={foreign}": "is not a lyricgen checkpoint",
+        f"init_from={ckpt} ckpt_path={ckpt}": "not both",
+    }
+    for number, (overrides, message) in enumerate(files.items()):
+        with pytest.raises(LyricgenError, match=message):
+            train_in_process([*base, *overrides.split()], tmp_path / str(number))
 
 
 def test_an_adaptive_softmax_becomes_the_rows_of_a_full_one():
