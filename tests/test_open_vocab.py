@@ -185,3 +185,13 @@ def test_sentencepiece_is_learnt_once_and_read_back_from_the_cache(tmp_path, tin
     assert "learnt from the 96 training lines" in caplog.text and "read from" in caplog.text
     assert first.tokenizer.model == second.tokenizer.model and first.vocab == second.vocab
     assert len(first.vocab) == len(first.tokenizer.fixed_tokens()) + 2  # its pieces, <unk> and the line break
+
+
+def test_sentencepiece_without_a_cache_is_learnt_in_the_run(tiny_corpus):
+    from lyricgen.data.tokenizer import SentencePieceTokenizer
+
+    dm = LyricsDataModule(
+        str(tiny_corpus), seq_len=8, batch_size=2, cache_dir=None, tokenizer=SentencePieceTokenizer(300)
+    )
+    dm.setup("fit")
+    assert dm.tokenizer.model and len(dm.vocab) == len(dm.tokenizer.fixed_tokens()) + 2

@@ -197,8 +197,9 @@ class LyricsDataModule(L.LightningDataModule):
         settings and the split."""
         split = {"val": self.val_fraction, "test": self.test_fraction, "train_on_val": self.train_on_val}
         key = json.dumps({"corpus": digest, "tokenizer": self.tokenizer.cache_settings, "split": split}, sort_keys=True)
-        path = Path(self.cache_dir) / f"{self.tokenizer.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.model"
-        if self.cache_dir is not None and path.is_file():
+        name = f"{self.tokenizer.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.model"
+        path = Path(self.cache_dir) / name if self.cache_dir is not None else None  # None: learnt in every run
+        if path is not None and path.is_file():
             self.tokenizer.model = path.read_bytes()
             log.info("Tokeniser %s read from %s", self.tokenizer.name, path)
             return
@@ -206,7 +207,7 @@ class LyricsDataModule(L.LightningDataModule):
         lines = training_lines(songs, self.val_fraction, self.test_fraction, self.train_on_val)
         self.tokenizer.fit(lines)
         log.info("Tokeniser %s learnt from the %s training lines", self.tokenizer.name, f"{len(lines):,}")
-        if self.cache_dir is not None:
+        if path is not None:
             try:
                 write_atomically(path, self.tokenizer.model)
             except OSError as e:  # the run goes on; the next one learns it again
