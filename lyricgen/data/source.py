@@ -103,9 +103,7 @@ def ensure_file(path: str | os.PathLike, url: str | None = None, sha256: str | N
     if path.exists():
         raise LyricgenError(f"corpus path {path} is not a file")
     if url is None:
-        raise LyricgenError(
-            f"corpus path {path} does not exist; set data.path to a text file or a folder of .txt files"
-        )
+        raise LyricgenError(f"corpus path {path} does not exist; {WHAT_PATH_TAKES}")
     return download(url, path, sha256)
 
 
@@ -142,9 +140,7 @@ def _raw_files(path: str | os.PathLike, member: str | None, format: str = "text"
     """The bytes of each file of a corpus, with the name to show in errors."""
     path = Path(path)
     if not path.exists():
-        raise LyricgenError(
-            f"corpus path {path} does not exist; set data.path to a text file or a folder of .txt files"
-        )
+        raise LyricgenError(f"corpus path {path} does not exist; {WHAT_PATH_TAKES}")
     if format == "songci":
         files = sorted((p for p in path.glob("*.json") if p.is_file()), key=_natural_key) if path.is_dir() else []
         if not files:
