@@ -14,13 +14,12 @@ is charged for the word's characters, so figures of models with other vocabulari
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from lyricgen.data.vocab import UNK, Vocab
+from lyricgen.data.vocab import UNK, Vocab, char_counts
 
 UNICODE_CHARS = 0x110000 - 0x800  # Unicode's scalar values: every code point but the surrogates
 
@@ -45,17 +44,9 @@ class Speller:
     @classmethod
     def of_training(cls, counts: Mapping[str, int], vocab: Vocab, one_char: bool) -> Speller:
         """The speller of a training split, from its tokens' counts (`counts`: token -> occurrences)."""
-        chars: Counter = Counter()
-        left_out = length = 0
-        for token, count in counts.items():
-            if not count or token == UNK:
-                continue
-            for c in token:
-                chars[c] += count
-            if token not in vocab:
-                left_out += count
-                length += count * len(token)
-        return cls(chars, one_char, length / left_out if left_out else 1.0)
+        left_out = {t: n for t, n in counts.items() if n and t != UNK and t not in vocab}
+        length = sum(n * len(t) for t, n in left_out.items())
+        return cls(char_counts(counts), one_char, length / sum(left_out.values()) if left_out else 1.0)
 
     def char_bits(self, c: str) -> float:
         count = self.counts.get(c)

@@ -14,6 +14,16 @@ from lyricgen.files import write_atomically
 UNK = "<unk>"
 
 
+def char_counts(counts: Mapping[str, int]) -> Counter:
+    """How often each character occurs in tokens of `counts` (token -> occurrences), `<unk>` left out."""
+    chars: Counter = Counter()
+    for token, count in counts.items():
+        if count and token != UNK:
+            for c in token:
+                chars[c] += count
+    return chars
+
+
 class Vocab:
     """Token <-> id mapping; id 0 is `<unk>`, which stands for every word not in the vocabulary.
 
@@ -60,14 +70,10 @@ class Vocab:
         kept = kept[:max_vocab]
         if not chars:
             return cls([UNK, *kept])
-        written = Counter({t: counts[t] for t in kept})
-        alphabet: Counter = Counter()
+        alphabet = char_counts(counts)
+        written = Counter({t: counts[t] for t in kept})  # the counts once the words left out are spelt out
         for token, count in counts.items():
-            if token == UNK or not count:
-                continue
-            for c in token:
-                alphabet[c] += count
-            if token not in written:
+            if count and token != UNK and token not in written:
                 for c in token:
                     written[c] += count
         tokens = set(kept) | {c for c, n in alphabet.items() if n >= char_min_freq}
