@@ -162,24 +162,21 @@ def read_lyrics(path: str | Path) -> str:
         raise LyricgenError(f"{path} is not valid UTF-8 text (byte {e.start}); save it as UTF-8") from None
 
 
-def training_lines_of_run(ckpt_path: str | Path) -> list[list[str]] | None:
-    """The training split's lines (words, as the checkpoint's model reads them) of the checkpoint's run, read
-    with the run's data settings, or None when its config or corpus is not at hand (then copies are found
-    without their place)."""
+def training_lines_of_run(ckpt_path: str | Path, generator: LyricsGenerator) -> list[list[str]] | None:
+    """The training split's lines (words, as the checkpoint's model reads them: `generator`, loaded from it) of
+    the checkpoint's run, read with the run's data settings, or None when its config or corpus is not at hand
+    (then copies are found without their place)."""
     from hydra.utils import instantiate
 
-    from lyricgen.checkpoint import load_checkpoint, read_extras
     from lyricgen.config import run_data_config
     from lyricgen.data.ngrams import word_lines
-    from lyricgen.data.tokenizer import from_settings
 
     try:
         data_cfg, _ = run_data_config(ckpt_path)
         if data_cfg is None:
             return None
         datamodule = instantiate(data_cfg)
-        vocab, tokenizer, _ = read_extras(load_checkpoint(ckpt_path))
-        datamodule.use_model(from_settings(tokenizer), vocab)  # the words as the model reads them
+        datamodule.use_model(generator.tokenizer, generator.vocab)  # the words as the model reads them
         datamodule.setup("fit")
     except (LyricgenError, OSError) as e:
         log.warning("training text not read (%s); copies are reported without their place", e)

@@ -29,7 +29,7 @@ def main(cfg: DictConfig) -> None:
         ckpt_path = Path(cfg.ckpt_path or find_checkpoint(cfg.runs_dir))
         print(f"checkpoint: {ckpt_path}", file=sys.stderr)
         generator = LyricsGenerator.from_checkpoint(ckpt_path, device=pick_device(cfg.device))
-        training = training_lines_of_run(ckpt_path)  # None when the run's corpus is not at hand
+        training = training_lines_of_run(ckpt_path, generator)  # None when the run's corpus is not at hand
         report = critique(generator, text, cfg.rhyme_rule, int(cfg.copy_n), training)
         print(format_critique(report, has_index=generator.ngrams is not None or training is not None))
 

@@ -51,7 +51,7 @@ class Models:
             generator,
             ckpt_path,
             names.get(run_dir),
-            training_lines_of_run(ckpt_path),
+            training_lines_of_run(ckpt_path, generator),
             _read_json(run_dir / "results.json"),
         )
         with self._lock:
