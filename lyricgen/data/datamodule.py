@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,10 +178,11 @@ class LyricsDataModule(L.LightningDataModule):
         if self._loaded is not None:
             return self._loaded
         digest = corpus_digest(self.path, self.encoding, self.member, self.blank_lines, self.format, self.exclude)
+        songs = functools.cache(self._read_songs)  # the text read once, by the first step that needs it (if any)
         if self.tokenizer.needs_training:
-            self._fit_tokenizer(digest)
+            self._fit_tokenizer(digest, songs)
         self._loaded = load_or_tokenize(
-            self._read_songs,
+            songs,
             self.tokenizer,
             digest,
             self.cache_dir,
@@ -191,10 +193,10 @@ class LyricsDataModule(L.LightningDataModule):
     def _read_songs(self) -> list[Song]:
         return read_songs(self.path, self.encoding, self.member, self.blank_lines, self.format, self.exclude)[0]
 
-    def _fit_tokenizer(self, digest: str) -> None:
+    def _fit_tokenizer(self, digest: str, read_songs: Callable[[], list[Song]]) -> None:
         """Learn the tokeniser (sentencepiece) from the training split alone (the validation lines too in a final
         run), once: its model is kept in `cache_dir` beside the token cache, keyed by the corpus, the tokeniser's
-        settings and the split."""
+        settings and the split. `read_songs`: the corpus's text, read only when the model is not cached."""
         split = {"val": self.val_fraction, "test": self.test_fraction, "train_on_val": self.train_on_val}
         key = json.dumps({"corpus": digest, "tokenizer": self.tokenizer.cache_settings, "split": split}, sort_keys=True)
         name = f"{self.tokenizer.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.model"
@@ -203,8 +205,7 @@ class LyricsDataModule(L.LightningDataModule):
             self.tokenizer.model = path.read_bytes()
             log.info("Tokeniser %s read from %s", self.tokenizer.name, path)
             return
-        songs = self._read_songs()
-        lines = training_lines(songs, self.val_fraction, self.test_fraction, self.train_on_val)
+        lines = training_lines(read_songs(), self.val_fraction, self.test_fraction, self.train_on_val)
         self.tokenizer.fit(lines)
         log.info("Tokeniser %s learnt from the %s training lines", self.tokenizer.name, f"{len(lines):,}")
         if path is not None:
