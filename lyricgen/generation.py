@@ -120,8 +120,8 @@ class LyricsGenerator:
 
     def written(self, tokens: list[str]) -> list[str]:
         """The tokens as the model writes them: with char fallback, a word outside its vocabulary as its
-        characters (`Vocab.open_tokens`); else as they are."""
-        return self.vocab.open_tokens(tokens) if self.tokenizer.char_fallback else tokens
+        characters (`Tokenizer.written`); else as they are."""
+        return self.tokenizer.written(tokens, self.vocab)
 
     def encode_prompt(self, start_word: str) -> list[int]:
         """Ids of the prompt; a word the model cannot write (with char fallback: a character it has never seen)

@@ -241,9 +241,8 @@ class LyricsDataModule(L.LightningDataModule):
 
     def written_tokens(self, split: str) -> list[str]:
         """The tokens of a split as the model reads them: with char fallback, a word outside the vocabulary as
-        its characters (`Vocab.open_tokens`)."""
-        tokens = self.tokens(split)
-        return self.vocab.open_tokens(tokens) if self.tokenizer.char_fallback else tokens
+        its characters (`Tokenizer.written`)."""
+        return self.tokenizer.written(self.tokens(split), self.vocab)
 
     def setup(self, stage: str | None = None) -> None:
         if self.corpus is not None:

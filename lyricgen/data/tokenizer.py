@@ -27,6 +27,10 @@ import inspect
 import io
 import logging
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lyricgen.data.vocab import Vocab
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,11 @@ class Tokenizer:
         """The tokens of a tokeniser whose vocabulary is its own (sentencepiece's pieces), else None: the
         vocabulary is then made from the training split's counts."""
         return None
+
+    def written(self, tokens: list[str], vocab: Vocab) -> list[str]:
+        """The tokens as a model with `vocab` reads and writes them: with char fallback, a word outside the
+        vocabulary as its characters (`Vocab.open_tokens`); else as they are."""
+        return vocab.open_tokens(tokens) if self.char_fallback else tokens
 
     def load(self) -> None:
         """Load what tokenising needs (jieba's dictionary), once per process, before the first line."""
