@@ -176,13 +176,17 @@ def _raw_files(path: str | os.PathLike, member: str | None, format: str = "text"
 
 
 def _digest(
-    raws: list[tuple[bytes, str]], encoding: str, blank_lines: bool, format: str = "text", exclude: Path | None = None
+    raws: list[tuple[bytes, str]],
+    encoding: str,
+    blank_lines: bool,
+    format: str = "text",
+    exclude: Mapping | None = None,
 ) -> str:
     settings = f"{encoding.lower()}, blank lines {'kept' if blank_lines else 'dropped'}"
     if format != "text":  # (text corpora keep the digests, and so the token caches, of earlier versions)
         settings += f", format {format}"
     if format == "lyrics_zh":  # the cleaning, and the corpus whose lines it drops
-        settings += f", cleaning {CLEANING_VERSION}, excluded {sha256_file(exclude) if exclude else None}"
+        settings += f", cleaning {CLEANING_VERSION}, excluded {sha256_file(exclude['path']) if exclude else None}"
     digest = hashlib.sha256(settings.encode())
     for raw, _ in raws:
         digest.update(hashlib.sha256(raw).digest())
@@ -199,8 +203,7 @@ def corpus_digest(
 ) -> str:
     """The sha256 that identifies a corpus as `read_songs` reads it, from its bytes alone (no decoding):
     what a token cache is looked up by before any text is read."""
-    excluded = Path(exclude["path"]) if exclude else None
-    return _digest(_raw_files(path, member, format), encoding, blank_lines, format, excluded)
+    return _digest(_raw_files(path, member, format), encoding, blank_lines, format, exclude)
 
 
 def _songci(text: str, where: str) -> list[Song]:
@@ -233,9 +236,7 @@ def read_songs(
     """
     raws = _raw_files(path, member, format)
     if format == "lyrics_zh":
-        excluded = Path(exclude["path"]) if exclude else None
-        songs = [_lyrics_zh(raws, encoding, exclude)]
-        return songs, _digest(raws, encoding, blank_lines, format, excluded)
+        return [_lyrics_zh(raws, encoding, exclude)], _digest(raws, encoding, blank_lines, format, exclude)
     songs = []
     for raw, where in raws:
         text = _decode(raw, encoding, where)
