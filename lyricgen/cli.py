@@ -84,7 +84,7 @@ def check_overrides(argv: list[str], conf_dir: Path, config_name: str) -> None:
     A command line with no overrides, or with Hydra's own flags (--help, --cfg, --multirun, ...), is left to
     Hydra as it is."""
     overrides = argv[1:]
-    if not overrides or any(arg.startswith("-") or arg.startswith("hparams_search=") for arg in overrides):
+    if not overrides or _asks_for_search(overrides) or any(arg.startswith("-") for arg in overrides):
         return  # a search's overrides may be sweeps (choice(...)), which its sweeper reads
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
@@ -133,9 +133,14 @@ def _in_search() -> bool:
     return "lyricgen_search" in str(HydraConfig.get().sweeper.get("_target_", ""))
 
 
+def _asks_for_search(overrides: list[str]) -> bool:
+    """Whether the command line's overrides choose a hyperparameter search (`hparams_search=...`)."""
+    return any(arg.startswith("hparams_search=") for arg in overrides)
+
+
 def check_sweeper(argv: list[str]) -> None:
     """`hparams_search=...` needs Hydra's Optuna sweeper, an extra: stop with one line that says how to get it."""
-    if not any(arg.startswith("hparams_search=") for arg in argv[1:]):
+    if not _asks_for_search(argv[1:]):
         return
     try:
         import hydra_plugins.hydra_optuna_sweeper  # noqa: F401
