@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import shutil
@@ -23,11 +24,16 @@ CONF = str(ROOT / "conf")
 TINY_LINES = ["星星在天上闪烁", "我爱你到永远", "月亮照着我们的家", "风吹过安静的夜晚"]
 
 
+def write_tiny_corpus(path: Path, *extra_lines: str) -> Path:
+    """The tiny corpus (TINY_LINES thirty times) at `path`, with `extra_lines` after it (e.g. lines of new words
+    that end up in the test split)."""
+    path.write_text("\n".join([*TINY_LINES * 30, *extra_lines]) + "\n", encoding="utf-8")
+    return path
+
+
 @pytest.fixture
 def tiny_corpus(tmp_path: Path) -> Path:
-    path = tmp_path / "tiny.txt"
-    path.write_text("\n".join(TINY_LINES * 30) + "\n", encoding="utf-8")
-    return path
+    return write_tiny_corpus(tmp_path / "tiny.txt")
 
 
 def tiny_overrides(corpus: Path, out: Path, *extra: str) -> list[str]:
@@ -113,11 +119,26 @@ def train_in_process(overrides: list[str], run_dir: Path) -> dict:
 def trained_run(tmp_path_factory) -> Path:
     """One training run on the tiny corpus, shared by the tests that need a checkpoint (read only)."""
     base = tmp_path_factory.mktemp("trained")
-    corpus = base / "tiny.txt"
-    corpus.write_text("\n".join(TINY_LINES * 30) + "\n", encoding="utf-8")
+    corpus = write_tiny_corpus(base / "tiny.txt")
     run_dir = base / "outputs" / "2026-01-01" / "00-00-00"
     train_in_process(tiny_overrides(corpus, base, "trainer.max_epochs=20"), run_dir)
     return run_dir
+
+
+def quick_overrides(corpus: Path, out: Path, *extra: str) -> list[str]:
+    """`tiny_overrides` without the phases after training (the lyric measures, the cache grid)."""
+    return tiny_overrides(corpus, out, "callbacks.lyrics_metrics=null", "cache=none", *extra)
+
+
+def assert_resumes(corpus: Path, out: Path, run: Path) -> None:
+    """Training goes on from the run's last.ckpt for one more epoch, counting on from its step."""
+    from lyricgen.checkpoint import load_checkpoint
+
+    saved = load_checkpoint(run / "checkpoints" / "last.ckpt")  # written at the end of epoch saved["epoch"]
+    per_epoch = saved["global_step"] // (saved["epoch"] + 1)
+    more = (f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", f"trainer.max_epochs={saved['epoch'] + 2}")
+    result = train_in_process(quick_overrides(corpus, out, *more), run)
+    assert result["global_step"] == saved["global_step"] + per_epoch and math.isfinite(result["test_ppl"])
 
 
 def best_checkpoint(run_dir: Path) -> Path:

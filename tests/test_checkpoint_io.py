@@ -6,7 +6,6 @@ test_reliability.py; a cache cut short is rebuilt in test_corpus.py.)"""
 from __future__ import annotations
 
 import errno
-import math
 import os
 import shutil
 import signal
@@ -22,7 +21,7 @@ import lyricgen.files
 from lyricgen.checkpoint import load_checkpoint
 from lyricgen.checkpoint_io import AtomicCheckpointIO
 from lyricgen.cli import user_errors
-from tests.conftest import ROOT, TINY_LINES, compose_train, tiny_overrides, train_in_process
+from tests.conftest import ROOT, TINY_LINES, assert_resumes, compose_train, quick_overrides, train_in_process
 
 
 def disk_full_line(name: str, last: Path) -> str:
@@ -34,26 +33,12 @@ def disk_full_line(name: str, last: Path) -> str:
     )
 
 
-def overrides(corpus: Path, out: Path, *extra: str) -> list[str]:
-    """A tiny run without the phases after training, which no test here needs."""
-    return tiny_overrides(corpus, out, "callbacks.lyrics_metrics=null", "cache=none", *extra)
-
-
 def assert_whole(folder: Path) -> int:
     """Every checkpoint in `folder` loads and nothing else is there; the global step of its last.ckpt."""
     assert [p.name for p in folder.iterdir() if p.suffix != ".ckpt"] == []  # no temporary file left
     for path in folder.glob("*.ckpt"):
         load_checkpoint(path)  # a LyricgenError if it is cut short
     return load_checkpoint(folder / "last.ckpt")["global_step"]
-
-
-def assert_resumes(corpus: Path, out: Path, run: Path) -> None:
-    """Training goes on from the run's last.ckpt for one more epoch, counting on from its step."""
-    saved = load_checkpoint(run / "checkpoints" / "last.ckpt")  # written at the end of epoch saved["epoch"]
-    per_epoch = saved["global_step"] // (saved["epoch"] + 1)
-    more = (f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", f"trainer.max_epochs={saved['epoch'] + 2}")
-    result = train_in_process(overrides(corpus, out, *more), run)
-    assert result["global_step"] == saved["global_step"] + per_epoch and math.isfinite(result["test_ppl"])
 
 
 class _FillsHalfWay:
@@ -95,7 +80,7 @@ def test_a_write_that_fails_half_way_keeps_the_last_checkpoint_and_ends_in_one_l
 
     monkeypatch.setattr(lyricgen.files, "open", open_, raising=False)
     with pytest.raises(SystemExit) as stop, user_errors():  # as scripts/train.py runs train()
-        train_in_process(overrides(tiny_corpus, tmp_path, "trainer.max_epochs=3"), run)
+        train_in_process(quick_overrides(tiny_corpus, tmp_path, "trainer.max_epochs=3"), run)
     err = capfd.readouterr().err
     assert stop.value.code == 2 and "Traceback" not in err
     assert err.strip().splitlines()[-1] == disk_full_line("last.ckpt", last)
@@ -128,7 +113,7 @@ def test_a_run_whose_disk_fills_up_stops_in_one_line_and_resumes_once_there_is_s
     output = tmp_path / "output.txt"  # stdout and stderr, in the order a terminal shows them (a file: a pipe
     with open(output, "w") as out:  # that the child filled would block it)
         proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "scripts" / "train.py"), *overrides(tiny_corpus, tmp_path, *endless)]
+            [sys.executable, str(ROOT / "scripts" / "train.py"), *quick_overrides(tiny_corpus, tmp_path, *endless)]
             + [f"hydra.run.dir={run}"],
             cwd=ROOT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -12,7 +12,15 @@ from lyricgen.errors import LyricgenError
 from lyricgen.generation import LyricsGenerator
 from lyricgen.prosody import count_chars, rhyme_class
 from lyricgen.rnnlm import RNNLM, NetSettings
-from tests.conftest import TINY_LINES, assert_user_error, best_checkpoint, run_script, tiny_overrides, train_in_process
+from tests.conftest import (
+    TINY_LINES,
+    assert_user_error,
+    best_checkpoint,
+    run_script,
+    tiny_overrides,
+    train_in_process,
+    write_tiny_corpus,
+)
 
 SEEDS = range(3)
 
@@ -133,8 +141,7 @@ def test_impossible_requests_are_refused_before_decoding(gen, options, message):
 def words_gen(tmp_path_factory):
     """A model of the tiny corpus's words alone (no char fallback: no one-character words but 我, 爱, 你...)."""
     base = tmp_path_factory.mktemp("words")
-    corpus = base / "tiny.txt"
-    corpus.write_text("\n".join(TINY_LINES * 30) + "\n", encoding="utf-8")
+    corpus = write_tiny_corpus(base / "tiny.txt")
     overrides = tiny_overrides(corpus, base, "trainer.max_epochs=1", "data.tokenizer.char_fallback=false", "cache=none")
     result = train_in_process(overrides, base / "run")
     return LyricsGenerator.from_checkpoint(result["best_ckpt"])

@@ -24,8 +24,7 @@ def test_parameters_are_counted_as_the_network_has_them(settings):
 
 
 def test_a_batch_that_cannot_fit_names_batch_size_and_seq_len():
-    free = available_bytes("cpu")
-    assert free > 0
+    assert available_bytes("cpu") > 10**6  # a figure on every system (this file also runs in the simulations)
     small = NetSettings(3000, emb_dim=8, hidden_size=8)
     check_training_fits(small, batch_size=4, seq_len=10, device="cpu")  # a few KB: fits
     with pytest.raises(

@@ -200,10 +200,9 @@ def test_frequency_cutoffs_end_the_head_and_each_cluster_where_their_share_of_th
 
 def test_training_an_adaptive_softmax_saves_the_cutoffs_it_drew_from_the_training_tokens(tmp_path):
     from lyricgen.rnnlm import frequency_cutoffs
-    from tests.conftest import TINY_LINES, compose_train, tiny_overrides, train_in_process
+    from tests.conftest import compose_train, tiny_overrides, train_in_process, write_tiny_corpus
 
-    corpus = tmp_path / "tiny.txt"
-    corpus.write_text("\n".join(TINY_LINES * 30) + "\n", encoding="utf-8")
+    corpus = write_tiny_corpus(tmp_path / "tiny.txt")
     overrides = tiny_overrides(corpus, tmp_path, "model.softmax=adaptive", "model.coverage=[0.5,0.9]")
     result = train_in_process([*overrides, "trainer.max_epochs=3"], tmp_path / "run")
     hp = load_checkpoint(result["best_ckpt"])["hyper_parameters"]

@@ -3,6 +3,7 @@ the training split never has, bits per character charge every character; checkpo
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 
@@ -12,10 +13,10 @@ import torch
 from lyricgen.checkpoint import load_checkpoint, read_extras
 from lyricgen.data.datamodule import LyricsDataModule
 from lyricgen.data.encoding import UNICODE_CHARS, Speller, TypeIds
-from lyricgen.data.tokenizer import JiebaTokenizer, from_settings
+from lyricgen.data.tokenizer import JiebaTokenizer, SentencePieceTokenizer, from_settings
 from lyricgen.data.vocab import Vocab
 from lyricgen.generation import LyricsGenerator
-from tests.conftest import best_checkpoint, run_script
+from tests.conftest import best_checkpoint, run_script, tiny_overrides, train_in_process, write_tiny_corpus
 
 TRAIN = ["星星 在天上", "我 爱 你", "星星 爱 你", "月亮 在天上"]
 
@@ -52,15 +53,11 @@ def test_without_fallback_an_unk_word_is_spelt_with_its_length():
     assert speller.bits("日") == pytest.approx(math.log2(6 / 2) + math.log2(UNICODE_CHARS - 2) + 1.0)  # new, length 1
 
 
-def test_bpc_counts_every_character_as_computed_outside_the_project(tmp_path, tiny_corpus):
+def test_bpc_counts_every_character_as_computed_outside_the_project(tmp_path):
     """test/bpc of a trained model equals the figure computed by hand from its per-token log-probabilities:
     the bits of every predicted token, and for each <unk> the bits to spell its character, over every character
     of the test lines after the first token."""
-    from tests.conftest import tiny_overrides, train_in_process
-
-    corpus = tmp_path / "c.txt"
-    lines = tiny_corpus.read_text(encoding="utf-8").splitlines()
-    corpus.write_text("\n".join([*lines, "太阳照着大海", "风吹过安静的夜晚"]) + "\n", encoding="utf-8")
+    corpus = write_tiny_corpus(tmp_path / "c.txt", "太阳照着大海", "风吹过安静的夜晚")
     run = tmp_path / "run"
     result = train_in_process(
         tiny_overrides(corpus, tmp_path, "trainer.max_epochs=3", "data.eval_seq_len=1000"),
@@ -87,14 +84,11 @@ def test_bpc_counts_every_character_as_computed_outside_the_project(tmp_path, ti
 
 
 @pytest.fixture(scope="module")
-def old_run(trained_run, tmp_path_factory):
+def old_run(tmp_path_factory):
     """A run made before the open vocabulary: trained without char fallback, its checkpoints' tokeniser settings
     as lyricgen 0.2 wrote them (no `char_fallback`), its saved config without the option."""
-    from tests.conftest import TINY_LINES, tiny_overrides, train_in_process
-
     base = tmp_path_factory.mktemp("old")
-    corpus = base / "tiny.txt"
-    corpus.write_text("\n".join(TINY_LINES * 30) + "\n", encoding="utf-8")
+    corpus = write_tiny_corpus(base / "tiny.txt")
     run = base / "outputs" / "2025-01-01" / "00-00-00"
     overrides = tiny_overrides(corpus, base, "trainer.max_epochs=12", "data.tokenizer.char_fallback=false")
     train_in_process(overrides, run)
@@ -119,8 +113,6 @@ def test_a_checkpoint_made_before_the_open_vocabulary_generates_and_evaluates_as
     evaluated = run_script("evaluate", f"ckpt_path={ckpt}", "num_samples=2", "cache=none")
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     assert "| test/bpc |" in evaluated.stdout and "| test/unk share |" in evaluated.stdout
-    from tests.conftest import tiny_overrides
-
     corpus = old_run.parents[2] / "tiny.txt"
     resumed = run_script("train", *tiny_overrides(corpus, tmp_path), f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path}")
     assert resumed.returncode == 2 and "tokenizer char_fallback False in the checkpoint, True here" in resumed.stderr
@@ -140,14 +132,10 @@ def test_jieba_settings_say_whether_words_fall_back_and_old_ones_do_not():
     assert "char_fallback" not in JiebaTokenizer().cache_settings  # the tokens (and their cache) do not change
 
 
-def test_sentencepiece_is_learnt_on_the_training_split_and_travels_in_the_checkpoint(tmp_path, tiny_corpus):
+def test_sentencepiece_is_learnt_on_the_training_split_and_travels_in_the_checkpoint(tmp_path):
     """Trained on the training lines alone, byte fallback (no <unk>, even for characters it never saw); a
     checkpoint alone (no corpus, no cache) generates with it, loaded with weights_only; the form is refused."""
-    from tests.conftest import tiny_overrides, train_in_process
-
-    corpus = tmp_path / "c.txt"
-    lines = tiny_corpus.read_text(encoding="utf-8").splitlines()
-    corpus.write_text("\n".join([*lines, "太阳照着大海"]) + "\n", encoding="utf-8")  # a test line of new characters
+    corpus = write_tiny_corpus(tmp_path / "c.txt", "太阳照着大海")  # a test line of new characters
     sp = ["tokenizer=sentencepiece", "data.tokenizer.vocab_size=300", "data.seq_len=16"]
     result = train_in_process(tiny_overrides(corpus, tmp_path, "trainer.max_epochs=3", *sp), tmp_path / "run")
     assert result["unk_share_test"] == 0.0 and result["test_bpc"] > 0
@@ -169,16 +157,12 @@ def test_sentencepiece_is_learnt_on_the_training_split_and_travels_in_the_checkp
 
 
 def test_sentencepiece_is_learnt_once_and_read_back_from_the_cache(tmp_path, tiny_corpus, caplog):
-    from lyricgen.data.tokenizer import SentencePieceTokenizer
-
     def setup():
         dm = LyricsDataModule(
             str(tiny_corpus), seq_len=8, batch_size=2, cache_dir=str(tmp_path), tokenizer=SentencePieceTokenizer(300)
         )
         dm.setup("fit")
         return dm
-
-    import logging
 
     with caplog.at_level(logging.INFO, logger="lyricgen.data.datamodule"):
         first, second = setup(), setup()
@@ -188,8 +172,6 @@ def test_sentencepiece_is_learnt_once_and_read_back_from_the_cache(tmp_path, tin
 
 
 def test_sentencepiece_without_a_cache_is_learnt_in_the_run(tiny_corpus):
-    from lyricgen.data.tokenizer import SentencePieceTokenizer
-
     dm = LyricsDataModule(
         str(tiny_corpus), seq_len=8, batch_size=2, cache_dir=None, tokenizer=SentencePieceTokenizer(300)
     )

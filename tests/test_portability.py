@@ -25,7 +25,7 @@ import pytest
 import torch
 
 from lyricgen.errors import LyricgenError
-from tests.conftest import ROOT, TINY_LINES, interruptible, tiny_overrides
+from tests.conftest import ROOT, TINY_LINES, best_checkpoint, interruptible, tiny_overrides
 
 SYSTEMS = ("linux", "macos", "windows")
 SIMULATE = ROOT / "tests" / "simulate"
@@ -145,14 +145,10 @@ def test_training_gives_the_same_figures_on_every_system(runs):
         assert "Test (best checkpoint)" in log  # the run's log, written as UTF-8 in a C locale
 
 
-def _best(run: Path) -> Path:
-    (best,) = (run / "checkpoints").glob("best-*.ckpt")
-    return best
-
-
 def test_generate_writes_the_same_lyrics_on_every_system(runs):
     out = {
-        s: text(run_as(s, "generate", f"ckpt_path={_best(runs[s])}", "start_word=星星", "seed=1"), s) for s in SYSTEMS
+        s: text(run_as(s, "generate", f"ckpt_path={best_checkpoint(runs[s])}", "start_word=星星", "seed=1"), s)
+        for s in SYSTEMS
     }
     assert out["linux"].startswith("星星") and out["macos"] == out["linux"] == out["windows"]
 
@@ -162,7 +158,7 @@ def test_evaluate_and_the_critic_read_the_same_on_every_system(runs, tmp_path):
     lyrics.write_text("星星在天上闪烁\n我爱你到永远\n", encoding="utf-8")
     tables = {}
     for s in SYSTEMS:
-        ckpt = _best(runs[s])
+        ckpt = best_checkpoint(runs[s])
         evaluated = text(run_as(s, "evaluate", f"ckpt_path={ckpt}", "num_samples=3", "cache=none", "tunes=0"), s)
         critic = text(run_as(s, "critic", f"ckpt_path={ckpt}", f"path={lyrics}"), s)
         tables[s] = (evaluated.replace(str(ckpt), "CKPT"), critic)
@@ -187,7 +183,7 @@ print(lyrics)
 
 def test_the_pages_generate_call_writes_the_same_lyrics_on_every_system(runs):
     pytest.importorskip("gradio", reason="the page needs the app extra: pip install -e '.[app]'")
-    out = {s: text(run_as(s, "-c", PAGE, str(runs[s].parent), str(_best(runs[s]))), s) for s in SYSTEMS}
+    out = {s: text(run_as(s, "-c", PAGE, str(runs[s].parent), str(best_checkpoint(runs[s]))), s) for s in SYSTEMS}
     assert out["linux"].startswith("星星") and out["macos"] == out["linux"] == out["windows"]
 
 
@@ -217,16 +213,6 @@ def test_without_fcntl_a_second_training_in_a_run_directory_is_refused_and_ctrl_
 
 
 # --- what each piece does where a system lacks something (these also run inside the simulation) -----------
-
-
-@pytest.mark.portable
-def test_free_memory_has_a_figure_and_a_check_refuses_what_cannot_fit():
-    from lyricgen.memory import available_bytes, check_training_fits
-    from lyricgen.rnnlm import NetSettings
-
-    assert available_bytes("cpu") > 10**6
-    with pytest.raises(LyricgenError, match="lower data.batch_size"):
-        check_training_fits(NetSettings(3000, emb_dim=8, hidden_size=8), 10**6, 10**5, "cpu")
 
 
 def test_where_no_memory_figure_can_be_had_the_check_is_skipped_with_a_log_line(monkeypatch, caplog):

@@ -25,9 +25,11 @@ from tests.conftest import (
     ROOT,
     TINY_LINES,
     RunsCode,
+    assert_resumes,
     assert_user_error,
     best_checkpoint,
     interruptible,
+    quick_overrides,
     run_script,
     tiny_overrides,
     train_in_process,
@@ -173,12 +175,11 @@ def test_ctrl_c_leaves_a_last_checkpoint_that_generates_and_resumes(tmp_path, ti
 
 def test_a_training_killed_with_sigkill_resumes_from_its_last_checkpoint(tmp_path, tiny_corpus):
     from lyricgen.checkpoint import load_checkpoint
-    from tests.conftest import train_in_process
 
     run_dir = tmp_path / "run"
     checkpoints = run_dir / "checkpoints"
-    extra = ("callbacks.early_stopping.patience=1000000", "callbacks.lyrics_metrics=null", "cache=none")
-    overrides = tiny_overrides(tiny_corpus, tmp_path, "trainer.max_epochs=1000000", *extra)
+    endless = ("trainer.max_epochs=1000000", "callbacks.early_stopping.patience=1000000")
+    overrides = quick_overrides(tiny_corpus, tmp_path, *endless)
     cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), *overrides, f"hydra.run.dir={run_dir}"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -192,11 +193,7 @@ def test_a_training_killed_with_sigkill_resumes_from_its_last_checkpoint(tmp_pat
     for ckpt in checkpoints.glob("*.ckpt"):  # under its name, a checkpoint is whole (a kill may leave a .tmp)
         load_checkpoint(ckpt)
     assert all(p.name.startswith(".") and p.suffix == ".tmp" for p in checkpoints.iterdir() if p.suffix != ".ckpt")
-    saved = load_checkpoint(checkpoints / "last.ckpt")
-    per_epoch = saved["global_step"] // (saved["epoch"] + 1)  # last.ckpt: written at the end of an epoch
-    more = [f"ckpt_path={checkpoints / 'last.ckpt'}", f"trainer.max_epochs={saved['epoch'] + 2}"]
-    result = train_in_process([*overrides, *more], run_dir)  # one more epoch, in the same run directory
-    assert result["global_step"] == saved["global_step"] + per_epoch
+    assert_resumes(tiny_corpus, tmp_path, run_dir)  # one more epoch, in the same run directory
 
 
 def test_resume_refuses_a_checkpoint_of_other_data(tmp_path, trained_run):
